@@ -1,0 +1,221 @@
+"""Frame-wise Gated DeltaNet: the recurrence, a per-frame reference and a parallel/chunked form.
+
+One recurrent step consumes a whole latent frame. Per head, with the frame's tokens as rows
+(K̂_t, V_t: S x D matrices, β_t: S gates, γ_t: one decay):
+
+    S_t = S_{t-1} M_t + U_t,   M_t = γ_t (I - K̂_tᵀ diag(β_t) K̂_t),   U_t = V_tᵀ diag(β_t) K̂_t
+    O_t = Q̂_t S_tᵀ
+
+The normaliser z_t (a D-vector) follows the same rule with unrotated keys and target 1 (V = 1),
+and the output is numerator / (denominator + eps). The camera branch runs the numerator alone.
+
+Layout used throughout (the "frame layout"):
+    q, k      (B, H, T, S, D)      queries / keys after feature map (and RoPE for the numerator)
+    v         (B, H, T, S, Dv)
+    beta      (B, H, T, S)         per-token delta-rule strength
+    decay     (B, H, T)            per-frame γ in [0, 1]
+    state     GDNState(num (B, H, Dv, D), den (B, H, D) or None)
+
+Modes (how frames read each other), implemented once on top of either scan:
+    bidirectional  inclusive forward scan over all frames + exclusive reverse scan (t+1..T)
+    chunk_causal   inclusive forward scan over all frames + exclusive reverse scan that stops at
+                   the end of each frame's chunk
+Streaming is chunk_causal applied to one chunk at a time with the forward state carried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class GDNState:
+    """Forward-scan state of one GDN head group: numerator (B, H, Dv, D) and normaliser (B, H, D)."""
+
+    num: torch.Tensor
+    den: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class GDNInputs:
+    """Everything one GDN scan reads, in frame layout (see module docstring).
+
+    `q_den` / `k_den` are the unrotated features of the normaliser path; None means numerator-only.
+    """
+
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    beta: torch.Tensor
+    decay: torch.Tensor
+    q_den: torch.Tensor | None = None
+    k_den: torch.Tensor | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return self.q.shape[2]
+
+
+@dataclass(frozen=True)
+class GDNOutput:
+    num: torch.Tensor  # (B, H, T, S, Dv)
+    den: torch.Tensor | None  # (B, H, T, S)
+    state: GDNState  # forward state after the last frame
+
+
+def chunk_ends(num_frames: int, chunks: Sequence[int] | None) -> torch.Tensor:
+    """Bool (T,) marking the last frame of each chunk; `chunks=None` means one chunk (bidirectional)."""
+    ends = torch.zeros(num_frames, dtype=torch.bool)
+    if chunks is None:
+        ends[-1] = True
+        return ends
+    if sum(chunks) != num_frames or min(chunks) < 1:
+        raise ValueError(f"chunk sizes {list(chunks)} must be positive and sum to the {num_frames} frames")
+    ends[torch.tensor(chunks).cumsum(0) - 1] = True
+    return ends
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reference: a readable loop over frames, written as a delta rule.
+# ---------------------------------------------------------------------------------------------------
+
+
+def gdn_reference(x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None) -> GDNOutput:
+    """Per-frame loop. `chunks=None` is the bidirectional mode, else the chunk-causal mode."""
+    B, H, T, S, D = x.k.shape
+    Dv = x.v.shape[-1]
+    ends = chunk_ends(T, chunks)
+    num_f, den_f = _zeros_state(x, state, B, H, D, Dv)
+    num_out, den_out = [], []
+    for t in range(T):  # forward, inclusive: frame t reads frames <= t
+        num_f = _delta_step(num_f, x.k[:, :, t], x.v[:, :, t], x.beta[:, :, t], x.decay[:, :, t])
+        num_out.append(torch.einsum("bhsd,bhed->bhse", x.q[:, :, t], num_f))
+        if den_f is not None:
+            ones = torch.ones_like(x.k_den[:, :, t, :, :1])
+            den_f = _delta_step(den_f, x.k_den[:, :, t], ones, x.beta[:, :, t], x.decay[:, :, t])
+            den_out.append(torch.einsum("bhsd,bhd->bhs", x.q_den[:, :, t], den_f[:, :, 0]))
+    final = GDNState(num_f, None if den_f is None else den_f[:, :, 0])
+
+    num_b = torch.zeros_like(num_f)
+    den_b = None if den_f is None else torch.zeros_like(den_f)
+    for t in reversed(range(T)):  # reverse, exclusive: frame t reads frames t+1 .. end of its chunk
+        if ends[t]:
+            num_b = torch.zeros_like(num_b)
+            den_b = None if den_b is None else torch.zeros_like(den_b)
+        num_out[t] = num_out[t] + torch.einsum("bhsd,bhed->bhse", x.q[:, :, t], num_b)
+        num_b = _delta_step(num_b, x.k[:, :, t], x.v[:, :, t], x.beta[:, :, t], x.decay[:, :, t])
+        if den_b is not None:
+            den_out[t] = den_out[t] + torch.einsum("bhsd,bhd->bhs", x.q_den[:, :, t], den_b[:, :, 0])
+            ones = torch.ones_like(x.k_den[:, :, t, :, :1])
+            den_b = _delta_step(den_b, x.k_den[:, :, t], ones, x.beta[:, :, t], x.decay[:, :, t])
+    den = torch.stack(den_out, 2) if den_out else None
+    return GDNOutput(torch.stack(num_out, 2), den, final)
+
+
+def _delta_step(state, k, v, beta, decay):
+    """S <- γS + Σ_s β_s (v_s - γ S k_s) k_sᵀ over the frame's tokens. state (B,H,Dv,D), k (B,H,S,D)."""
+    decayed = decay[..., None, None] * state
+    predicted = torch.einsum("bhed,bhsd->bhse", decayed, k)
+    error = (v - predicted) * beta[..., None]
+    return decayed + torch.einsum("bhse,bhsd->bhed", error, k)
+
+
+def _zeros_state(x: GDNInputs, state: GDNState | None, B, H, D, Dv):
+    dtype, device = x.k.dtype, x.k.device
+    num = torch.zeros(B, H, Dv, D, dtype=dtype, device=device) if state is None else state.num.to(dtype)
+    if x.k_den is None:
+        return num, None
+    den = torch.zeros(B, H, D, dtype=dtype, device=device) if state is None or state.den is None else state.den
+    return num, den.to(dtype)[:, :, None, :]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parallel / chunked form: all transitions at once, a log-depth scan inside chunks of frames.
+# ---------------------------------------------------------------------------------------------------
+
+
+def gdn_parallel(
+    x: GDNInputs,
+    chunks: Sequence[int] | None = None,
+    state: GDNState | None = None,
+    scan_chunk: int = 32,
+) -> GDNOutput:
+    """Same function as `gdn_reference`, with the transitions built in parallel over frames and the
+    D x D state scan done as an associative (Hillis-Steele) scan inside blocks of `scan_chunk` frames."""
+    B, H, T, S, D = x.k.shape
+    Dv = x.v.shape[-1]
+    keep = (~chunk_ends(T, chunks)).to(device=x.k.device, dtype=x.k.dtype)  # 0 at the last frame of a chunk
+
+    M, U = transitions(x.k, x.v, x.beta, x.decay)
+    num0 = None if state is None else state.num.to(x.k.dtype)
+    fwd, num_last = _scan(M, U, num0, scan_chunk)
+    rev = _reverse_exclusive(M, U, keep, scan_chunk)
+    num = torch.einsum("bhtsd,bhted->bhtse", x.q, fwd + rev)
+
+    den, den_last = None, None
+    if x.k_den is not None:
+        Mz, Uz = transitions(x.k_den, None, x.beta, x.decay)
+        den0 = None if state is None or state.den is None else state.den.to(x.k.dtype)[:, :, None]
+        fwd_z, den_last = _scan(Mz, Uz, den0, scan_chunk)
+        rev_z = _reverse_exclusive(Mz, Uz, keep, scan_chunk)
+        den = torch.einsum("bhtsd,bhtd->bhts", x.q_den, (fwd_z + rev_z)[:, :, :, 0])
+        den_last = den_last[:, :, 0]
+    return GDNOutput(num, den, GDNState(num_last, den_last))
+
+
+def transitions(k, v, beta, decay):
+    """M_t = γ_t (I - K̂ᵀ diag β K̂) (B,H,T,D,D) and U_t = Vᵀ diag β K̂ (B,H,T,Dv,D); v=None means V = 1."""
+    D = k.shape[-1]
+    kb = k * beta[..., None]
+    eye = torch.eye(D, dtype=k.dtype, device=k.device)
+    M = decay[..., None, None] * (eye - torch.einsum("bhtsd,bhtse->bhtde", kb, k))
+    U = kb.sum(3, keepdim=True) if v is None else torch.einsum("bhtse,bhtsd->bhted", v, kb)
+    return M, U
+
+
+def _reverse_exclusive(M, U, keep, scan_chunk):
+    """R_t = keep_t * R⁺_{t+1}, where R⁺_t = keep_t R⁺_{t+1} M_t + U_t runs from the last frame back."""
+    Mr = (M * keep[:, None, None]).flip(2)
+    inclusive, _ = _scan(Mr, U.flip(2), None, scan_chunk)
+    inclusive = inclusive.flip(2)
+    shifted = torch.cat([inclusive[:, :, 1:], torch.zeros_like(inclusive[:, :, :1])], 2)
+    return shifted * keep[:, None, None]
+
+
+def _scan(M, U, state0, scan_chunk):
+    """All prefix states S_t = S_{t-1} M_t + U_t from S_{-1} = state0 (zeros when None).
+
+    M (B,H,T,D,D), U (B,H,T,R,D) -> states (B,H,T,R,D) and the last state (B,H,R,D).
+    """
+    out = []
+    state = state0
+    for start in range(0, M.shape[2], scan_chunk):
+        P, Hc = prefix_compose(M[:, :, start : start + scan_chunk], U[:, :, start : start + scan_chunk])
+        states = Hc if state is None else Hc + state[:, :, None] @ P
+        out.append(states)
+        state = states[:, :, -1]
+    return torch.cat(out, 2), state
+
+
+def prefix_compose(M, U):
+    """Inclusive prefix of the affine maps S -> S M_t + U_t: returns P_t = M_0..M_t and H_t (the state
+    from zero). Log-depth: the pair (M_a, U_a) then (M_b, U_b) composes to (M_a M_b, U_a M_b + U_b)."""
+    T = M.shape[2]
+    offset = 1
+    while offset < T:
+        M_prev, U_prev = M[:, :, :-offset], U[:, :, :-offset]
+        M_tail, U_tail = M[:, :, offset:], U[:, :, offset:]
+        M = torch.cat([M[:, :, :offset], M_prev @ M_tail], 2)
+        U = torch.cat([U[:, :, :offset], U_prev @ M_tail + U_tail], 2)
+        offset *= 2
+    return M, U
+
+
+def combine(out: GDNOutput, eps: float) -> torch.Tensor:
+    """numerator / (denominator + eps), or the numerator alone for the numerator-only rule."""
+    if out.den is None:
+        return out.num
+    return out.num / (out.den[..., None] + eps)
