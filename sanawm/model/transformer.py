@@ -75,18 +75,15 @@ class SanaWMTransformer(nn.Module):
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
 
-    def camera_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the camera branch (UCPE projections/norms/convs) and the Plücker branch."""
-        out = list(self.plucker_embedder.parameters())
-        for block in self.blocks:
-            a = block.attn
-            for m in (a.q_proj_cam, a.k_proj_cam, a.v_proj_cam, a.out_proj_cam, a.q_norm_cam, a.k_norm_cam):
-                out += list(m.parameters())
-            if a.kind == "gdn":
-                out += list(a.conv_k_cam.parameters())
-            if block.plucker_proj is not None:
-                out += list(block.plucker_proj.parameters())
-        return out
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part: 'camera' (UCPE branch: cam q/k/v/out projections, norms, K convs),
+        'plucker' (raw-frame Plücker embedder and per-block projections), 'compat' (kept only so the
+        release's checkpoints load: the ray-map embedder and the GDN gates of softmax blocks), and
+        'main' (everything else)."""
+        groups: dict[str, list[nn.Parameter]] = {"main": [], "camera": [], "plucker": [], "compat": []}
+        for name, param in self.named_parameters():
+            groups[_parameter_group(name, self.cfg)].append(param)
+        return groups
 
     # ---- public entry points --------------------------------------------------------------------
 
@@ -203,6 +200,23 @@ class SanaWMTransformer(nn.Module):
                 f"plucker must be (B, {cfg.plucker_channels}, T, H, W) = {(B, cfg.plucker_channels, T, H, W)}, "
                 f"got {tuple(plucker.shape)}"
             )
+
+
+_CAMERA_KEYS = ("q_proj_cam", "k_proj_cam", "v_proj_cam", "out_proj_cam", "q_norm_cam", "k_norm_cam", "conv_k_cam")
+_SOFTMAX_UNUSED = ("beta_proj", "gate_proj", "A_log", "dt_bias")
+
+
+def _parameter_group(name: str, cfg: ModelConfig) -> str:
+    parts = name.split(".")
+    if parts[0] == "raymap_embedder":
+        return "compat"
+    if parts[0] == "plucker_embedder" or "plucker_proj" in parts:
+        return "plucker"
+    if any(p in _CAMERA_KEYS for p in parts):
+        return "camera"
+    if parts[0] == "blocks" and len(parts) > 3 and parts[2] == "attn" and parts[3] in _SOFTMAX_UNUSED and cfg.block_kinds[int(parts[1])] == "softmax":
+        return "compat"
+    return "main"
 
 
 class _PatchEmbed(nn.Module):
