@@ -10,7 +10,6 @@ unused by softmax blocks), a SiLU `output_gate`, `proj`, and the camera branch (
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -56,8 +55,16 @@ def softmax_pad_dim(head_dim: int) -> int:
 class SelfAttention(nn.Module):
     """kind='gdn' or 'softmax'. forward(x (B, N, C), ctx, state) -> (y (B, N, C), new state or None)."""
 
-    def __init__(self, hidden_size: int, head_dim: int, kind: str, conv_kernel_size: int = 4,
-                 qk_norm: bool = True, norm_eps: float = 1e-5, gdn_eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        head_dim: int,
+        kind: str,
+        conv_kernel_size: int = 4,
+        qk_norm: bool = True,
+        norm_eps: float = 1e-5,
+        gdn_eps: float = 1e-8,
+    ) -> None:
         super().__init__()
         if kind not in ("gdn", "softmax"):
             raise ValueError(f"attention kind must be 'gdn' or 'softmax', got {kind!r}")
@@ -174,8 +181,13 @@ class SelfAttention(nn.Module):
         q, k, v = self._heads(q), self._heads(k) * (self.head_dim * S) ** -0.5, self._heads(v)
         frames = _frame_layout(T, S)
         inputs = GDNInputs(
-            frames(apply_rope(q, ctx.rope)), frames(apply_rope(k, ctx.rope)), frames(v),
-            beta, decay, frames(q), frames(k),
+            frames(apply_rope(q, ctx.rope)),
+            frames(apply_rope(k, ctx.rope)),
+            frames(v),
+            beta,
+            decay,
+            frames(q),
+            frames(k),
         )
         out = gdn_parallel(_fp32(inputs), chunks, state.gdn)
         main = self._tokens(combine(out, self.gdn_eps).flatten(2, 3).to(x.dtype))
@@ -208,7 +220,9 @@ class SelfAttention(nn.Module):
         if ctx.ucpe is not None:
             qc, kc, vc, _ = self._camera_qkv(x, ctx, state, relu=False)
             qu, ku, vu = self._ucpe_encode(qc, kc, vc, ctx)
-            o, kv_cam = self._attend(qu, ku, vu, ctx, state.kv_cam, scale=softmax_pad_dim(self.head_dim) ** -0.5)
+            o, kv_cam = self._attend(
+                qu, ku, vu, ctx, state.kv_cam, scale=softmax_pad_dim(self.head_dim) ** -0.5
+            )
             cam = self._ucpe_decode(o, ctx)
         return main, cam, AttentionState(kv=kv, kv_cam=kv_cam)
 
@@ -218,7 +232,9 @@ class SelfAttention(nn.Module):
         if ctx.stream:
             window = window or KVWindow(ctx.kv_window)
             cached = window.keys_values()
-            kk, vv = (k, v) if cached is None else (torch.cat([cached[0], k], 2), torch.cat([cached[1], v], 2))
+            kk, vv = (
+                (k, v) if cached is None else (torch.cat([cached[0], k], 2), torch.cat([cached[1], v], 2))
+            )
             new_window = window.push(k, v)
         else:
             kk, vv, new_window = k, v, None
@@ -272,11 +288,13 @@ def _frame_layout(T: int, S: int):
 
 def _fp32(x: GDNInputs) -> GDNInputs:
     """The scan runs in float32 at least (float64 stays float64)."""
+
     def up(t):
         return None if t is None or t.dtype == torch.float64 else t.float()
+
     if x.k.dtype == torch.float64:
         return x
     return GDNInputs(*(up(t) for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)))
 
 
-__all__ = ["AttentionContext", "SelfAttention", "ShortConv", "GDNState", "chunk_attention_mask", "math"]
+__all__ = ["AttentionContext", "SelfAttention", "ShortConv", "GDNState", "chunk_attention_mask"]

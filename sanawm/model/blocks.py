@@ -1,9 +1,9 @@
 """A SANA-WM block and its parts: text cross-attention and the Mix-FFN.
 
-    x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))      (per latent frame)
-    x = x + plucker_proj(plucker_emb)                                          (zero at init)
-    x = x + cross_attn(x, text)
-    x = x + gate_mlp * mix_ffn(modulate(norm2(x), shift_mlp, scale_mlp))
+x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))      (per latent frame)
+x = x + plucker_proj(plucker_emb)                                          (zero at init)
+x = x + cross_attn(x, text)
+x = x + gate_mlp * mix_ffn(modulate(norm2(x), shift_mlp, scale_mlp))
 """
 
 from __future__ import annotations
@@ -93,15 +93,18 @@ class Block(nn.Module):
         C = cfg.hidden_size
         self.kind = cfg.block_kinds[index]
         self.norm1 = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(C, cfg.linear_head_dim, self.kind, cfg.conv_kernel_size, cfg.qk_norm,
-                                  cfg.norm_eps, cfg.gdn_eps)
+        self.attn = SelfAttention(
+            C, cfg.linear_head_dim, self.kind, cfg.conv_kernel_size, cfg.qk_norm, cfg.norm_eps, cfg.gdn_eps
+        )
         self.plucker_proj = nn.Linear(C, C) if cfg.has_plucker(index) else None
         self.cross_attn = CrossAttention(C, cfg.num_attention_heads, cfg.cross_norm)
         self.norm2 = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
         self.mlp = MixFFN(C, cfg.mlp_ratio)
         self.scale_shift_table = nn.Parameter(torch.randn(6, C) / C**0.5)
 
-    def forward(self, x, text, text_mask, t_mod, ctx: AttentionContext, plucker=None, state: BlockState | None = None):
+    def forward(
+        self, x, text, text_mask, t_mod, ctx: AttentionContext, plucker=None, state: BlockState | None = None
+    ):
         """x (B, N, C); t_mod (B, T, 6, C) per-frame modulation; plucker (B, N, C) or None.
 
         Returns x and, when `ctx.stream`, the new BlockState.

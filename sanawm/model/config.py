@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -64,7 +64,9 @@ class ModelConfig:
         if c % d:
             raise ValueError(f"hidden_size {c} must be a multiple of linear_head_dim {d}")
         if c % self.num_attention_heads:
-            raise ValueError(f"hidden_size {c} must be a multiple of num_attention_heads {self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {c} must be a multiple of num_attention_heads {self.num_attention_heads}"
+            )
         if d % 8:
             raise ValueError(
                 f"linear_head_dim {d} must be a multiple of 8: half of it is split into 4-channel UCPE groups"
@@ -106,7 +108,10 @@ class ModelConfig:
 
     # ---- the diffusers port -------------------------------------------------------------------------
 
-    _DIFFUSERS_RENAMES = {"chunk_plucker_channels": "plucker_channels", "chunk_plucker_post_attn_blocks": "plucker_blocks"}
+    _DIFFUSERS_RENAMES = {
+        "chunk_plucker_channels": "plucker_channels",
+        "chunk_plucker_post_attn_blocks": "plucker_blocks",
+    }
     _DIFFUSERS_REQUIRED = {
         "ffn_type": "GLUMBConvTemp",
         "k_conv_only": True,
@@ -123,7 +128,9 @@ class ModelConfig:
         """Build from a `SanaWMTransformer3DModel` config.json dict; refuses variants we don't implement."""
         for key, want in cls._DIFFUSERS_REQUIRED.items():
             if key in cfg and _normalise(cfg[key]) != _normalise(want):
-                raise ValueError(f"diffusers config has {key}={cfg[key]!r}; sanawm implements only {key}={want!r}")
+                raise ValueError(
+                    f"diffusers config has {key}={cfg[key]!r}; sanawm implements only {key}={want!r}"
+                )
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in cfg.items():
@@ -150,17 +157,36 @@ PRESETS: dict[str, ModelConfig] = {
     "sana-wm-2.6b": ModelConfig(),
     # The small model we train on procedural worlds and ship as the default (a few M parameters).
     "sana-wm-small": ModelConfig(
-        in_channels=16, num_layers=8, hidden_size=256, num_attention_heads=4, linear_head_dim=32,
-        caption_channels=256, plucker_blocks=-1, mlp_ratio=2.5,
+        in_channels=16,
+        num_layers=8,
+        hidden_size=256,
+        num_attention_heads=4,
+        linear_head_dim=32,
+        caption_channels=256,
+        plucker_blocks=-1,
+        mlp_ratio=2.5,
     ),
     # Test-sized models (well under 5M parameters).
     "sana-wm-tiny": ModelConfig(
-        in_channels=8, num_layers=4, hidden_size=64, num_attention_heads=4, linear_head_dim=32,
-        caption_channels=32, plucker_blocks=-1, mlp_ratio=2.0,
+        in_channels=8,
+        num_layers=4,
+        hidden_size=64,
+        num_attention_heads=4,
+        linear_head_dim=32,
+        caption_channels=32,
+        plucker_blocks=-1,
+        mlp_ratio=2.0,
     ),
     "sana-wm-micro": ModelConfig(
-        in_channels=4, num_layers=2, hidden_size=32, num_attention_heads=2, linear_head_dim=16,
-        softmax_every_n=2, caption_channels=16, plucker_blocks=-1, mlp_ratio=2.0,
+        in_channels=4,
+        num_layers=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        linear_head_dim=16,
+        softmax_every_n=2,
+        caption_channels=16,
+        plucker_blocks=-1,
+        mlp_ratio=2.0,
     ),
 }
 
@@ -172,4 +198,4 @@ def get_preset(name: str) -> ModelConfig:
         raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
-__all__ = ["ModelConfig", "PRESETS", "get_preset", "field"]
+__all__ = ["ModelConfig", "PRESETS", "get_preset"]

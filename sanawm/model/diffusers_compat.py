@@ -20,7 +20,9 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 DROPPED_SUFFIXES = (".recall_gate",)
 
 
-def from_diffusers(source, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> SanaWMTransformer:
+def from_diffusers(
+    source, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
+) -> SanaWMTransformer:
     """Build our network from a `SanaWMTransformer3DModel` instance or a folder it saved."""
     if isinstance(source, (str, Path)):
         cfg_dict, state = _read_folder(Path(source))
@@ -39,7 +41,7 @@ def from_diffusers(source, dtype: torch.dtype | None = None, device: str | torch
 def to_diffusers_state_dict(model: SanaWMTransformer) -> dict[str, torch.Tensor]:
     """Our state dict with the release's constant `recall_gate` buffers added back."""
     state = dict(model.state_dict())
-    for i, block in enumerate(model.blocks):
+    for i in range(len(model.blocks)):
         state[f"blocks.{i}.attn.recall_gate"] = torch.zeros(1, dtype=torch.float32)
     return state
 
@@ -52,7 +54,10 @@ def save_diffusers(model: SanaWMTransformer, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {"_class_name": "SanaWMTransformer3DModel", **model.cfg.to_diffusers_config()}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    save_file({k: v.detach().contiguous().cpu() for k, v in to_diffusers_state_dict(model).items()}, folder / WEIGHTS)
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in to_diffusers_state_dict(model).items()},
+        folder / WEIGHTS,
+    )
     return folder
 
 
@@ -61,7 +66,9 @@ def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json; pass the transformer folder of a diffusers checkpoint")
+        raise FileNotFoundError(
+            f"{folder} has no config.json; pass the transformer folder of a diffusers checkpoint"
+        )
     cfg = json.loads(cfg_path.read_text())
     single, index = folder / WEIGHTS, folder / (WEIGHTS + ".index.json")
     if single.is_file():
@@ -71,7 +78,9 @@ def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
             state.update(load_file(folder / shard))
         return cfg, state
-    raise FileNotFoundError(f"{folder} has neither {WEIGHTS} nor its sharded index; is this a diffusers model folder?")
+    raise FileNotFoundError(
+        f"{folder} has neither {WEIGHTS} nor its sharded index; is this a diffusers model folder?"
+    )
 
 
 def _check_keys(model: SanaWMTransformer, state: dict) -> None:
@@ -84,4 +93,6 @@ def _check_keys(model: SanaWMTransformer, state: dict) -> None:
         )
     for k, v in model.state_dict().items():
         if tuple(v.shape) != tuple(state[k].shape):
-            raise ValueError(f"checkpoint key {k} has shape {tuple(state[k].shape)}, the config needs {tuple(v.shape)}")
+            raise ValueError(
+                f"checkpoint key {k} has shape {tuple(state[k].shape)}, the config needs {tuple(v.shape)}"
+            )

@@ -159,7 +159,9 @@ class SanaWMTransformer(nn.Module):
         out = _unpatchify(x, grid, cfg.patch_size, cfg.in_channels)
         if state is None:
             return out, None
-        return out, StreamState(tuple(new_blocks), state.frames_done + T, state.chunks_done + 1, state.kv_window)
+        return out, StreamState(
+            tuple(new_blocks), state.frames_done + T, state.chunks_done + 1, state.kv_window
+        )
 
     def _context(self, grid, offset, camera, chunks, kv_window, state, device) -> AttentionContext:
         D = self.cfg.linear_head_dim
@@ -171,25 +173,33 @@ class SanaWMTransformer(nn.Module):
             P = ray_transforms(camera, grid[1:], self.cfg.patch_size[1:])
             ucpe = (P, invert_rigid(P))
         return AttentionContext(
-            grid=grid, rope=rope, rope_cam=rope_cam, ucpe=ucpe, chunks=chunks, kv_window=kv_window,
-            stream=state is not None, chunk_offset=0 if state is None else state.chunks_done,
+            grid=grid,
+            rope=rope,
+            rope_cam=rope_cam,
+            ucpe=ucpe,
+            chunks=chunks,
+            kv_window=kv_window,
+            stream=state is not None,
+            chunk_offset=0 if state is None else state.chunks_done,
         )
 
     def _check_inputs(self, latents, timestep, text, text_mask, camera, plucker) -> None:
         cfg = self.cfg
         if latents.ndim != 5 or latents.shape[1] != cfg.in_channels:
-            raise ValueError(
-                f"latents must be (B, {cfg.in_channels}, T, H, W), got {tuple(latents.shape)}"
-            )
+            raise ValueError(f"latents must be (B, {cfg.in_channels}, T, H, W), got {tuple(latents.shape)}")
         B, _, T, H, W = latents.shape
         if H % cfg.patch_size[1] or W % cfg.patch_size[2]:
             raise ValueError(f"latent size {H}x{W} must be divisible by the patch size {cfg.patch_size[1:]}")
         if tuple(timestep.shape) != (B, T):
-            raise ValueError(f"timestep must be (B, T) = ({B}, {T}), one per latent frame; got {tuple(timestep.shape)}")
+            raise ValueError(
+                f"timestep must be (B, T) = ({B}, {T}), one per latent frame; got {tuple(timestep.shape)}"
+            )
         if text.ndim != 3 or text.shape[0] != B or text.shape[2] != cfg.caption_channels:
             raise ValueError(f"text must be (B, L, {cfg.caption_channels}), got {tuple(text.shape)}")
         if text_mask is not None and tuple(text_mask.shape) != tuple(text.shape[:2]):
-            raise ValueError(f"text_mask must be (B, L) = {tuple(text.shape[:2])}, got {tuple(text_mask.shape)}")
+            raise ValueError(
+                f"text_mask must be (B, L) = {tuple(text.shape[:2])}, got {tuple(text_mask.shape)}"
+            )
         if camera is not None and tuple(camera.shape) != (B, T, 20):
             raise ValueError(
                 f"camera must be (B, T, 20) = ({B}, {T}, 20): one c2w + intrinsics per latent frame; "
@@ -197,12 +207,20 @@ class SanaWMTransformer(nn.Module):
             )
         if plucker is not None and tuple(plucker.shape) != (B, cfg.plucker_channels, T, H, W):
             raise ValueError(
-                f"plucker must be (B, {cfg.plucker_channels}, T, H, W) = {(B, cfg.plucker_channels, T, H, W)}, "
-                f"got {tuple(plucker.shape)}"
+                f"plucker must be (B, {cfg.plucker_channels}, T, H, W) = "
+                f"{(B, cfg.plucker_channels, T, H, W)}, got {tuple(plucker.shape)}"
             )
 
 
-_CAMERA_KEYS = ("q_proj_cam", "k_proj_cam", "v_proj_cam", "out_proj_cam", "q_norm_cam", "k_norm_cam", "conv_k_cam")
+_CAMERA_KEYS = (
+    "q_proj_cam",
+    "k_proj_cam",
+    "v_proj_cam",
+    "out_proj_cam",
+    "q_norm_cam",
+    "k_norm_cam",
+    "conv_k_cam",
+)
 _SOFTMAX_UNUSED = ("beta_proj", "gate_proj", "A_log", "dt_bias")
 
 
@@ -214,7 +232,13 @@ def _parameter_group(name: str, cfg: ModelConfig) -> str:
         return "plucker"
     if any(p in _CAMERA_KEYS for p in parts):
         return "camera"
-    if parts[0] == "blocks" and len(parts) > 3 and parts[2] == "attn" and parts[3] in _SOFTMAX_UNUSED and cfg.block_kinds[int(parts[1])] == "softmax":
+    if (
+        parts[0] == "blocks"
+        and len(parts) > 3
+        and parts[2] == "attn"
+        and parts[3] in _SOFTMAX_UNUSED
+        and cfg.block_kinds[int(parts[1])] == "softmax"
+    ):
         return "compat"
     return "main"
 
@@ -241,7 +265,9 @@ class _TimestepEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.freq_channels // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        freqs = torch.exp(
+            -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+        )
         args = t.float()[:, None] * freqs[None]
         emb = torch.cat([torch.cos(args), torch.sin(args)], -1).to(self.linear_1.weight.dtype)
         return self.linear_2(F.silu(self.linear_1(emb)))

@@ -83,7 +83,9 @@ def chunk_ends(num_frames: int, chunks: Sequence[int] | None) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-def gdn_reference(x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None) -> GDNOutput:
+def gdn_reference(
+    x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None
+) -> GDNOutput:
     """Per-frame loop. `chunks=None` is the bidirectional mode, else the chunk-causal mode."""
     B, H, T, S, D = x.k.shape
     Dv = x.v.shape[-1]
@@ -128,7 +130,9 @@ def _zeros_state(x: GDNInputs, state: GDNState | None, B, H, D, Dv):
     num = torch.zeros(B, H, Dv, D, dtype=dtype, device=device) if state is None else state.num.to(dtype)
     if x.k_den is None:
         return num, None
-    den = torch.zeros(B, H, D, dtype=dtype, device=device) if state is None or state.den is None else state.den
+    den = (
+        torch.zeros(B, H, D, dtype=dtype, device=device) if state is None or state.den is None else state.den
+    )
     return num, den.to(dtype)[:, :, None, :]
 
 
@@ -145,8 +149,7 @@ def gdn_parallel(
 ) -> GDNOutput:
     """Same function as `gdn_reference`, with the transitions built in parallel over frames and the
     D x D state scan done as an associative (Hillis-Steele) scan inside blocks of `scan_chunk` frames."""
-    B, H, T, S, D = x.k.shape
-    Dv = x.v.shape[-1]
+    T = x.num_frames
     keep = (~chunk_ends(T, chunks)).to(device=x.k.device, dtype=x.k.dtype)  # 0 at the last frame of a chunk
 
     M, U = transitions(x.k, x.v, x.beta, x.decay)

@@ -48,7 +48,9 @@ class Rope:
         nt, nh, nw = axis_pairs(head_dim)
         kt, kh, kw = pairs or (nt, nh, nw)
         if t_offset + T > table.shape[0] or max(H, W) > table.shape[0]:
-            raise ValueError(f"grid {grid} at frame offset {t_offset} exceeds the RoPE table ({table.shape[0]})")
+            raise ValueError(
+                f"grid {grid} at frame offset {t_offset} exceeds the RoPE table ({table.shape[0]})"
+            )
         at = table[t_offset : t_offset + T, :kt]
         ah = table[:H, nt : nt + kh]
         aw = table[:W, nt + nh : nt + nh + kw]

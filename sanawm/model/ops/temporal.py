@@ -18,7 +18,9 @@ def chunk_ids(num_frames: int, chunks: Sequence[int] | None, device=None) -> tor
         return torch.zeros(num_frames, dtype=torch.long, device=device)
     if sum(chunks) != num_frames or min(chunks) < 1:
         raise ValueError(f"chunk sizes {list(chunks)} must be positive and sum to the {num_frames} frames")
-    return torch.repeat_interleave(torch.arange(len(chunks), device=device), torch.tensor(list(chunks), device=device))
+    return torch.repeat_interleave(
+        torch.arange(len(chunks), device=device), torch.tensor(list(chunks), device=device)
+    )
 
 
 def _future_ok(num_frames: int, chunks, offset: int, device) -> torch.Tensor:
@@ -40,7 +42,10 @@ def history(x: torch.Tensor, tail: torch.Tensor | None, frames: int) -> torch.Te
 
 
 def symmetric_short_conv(
-    x: torch.Tensor, weight: torch.Tensor, chunks: Sequence[int] | None = None, tail: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    chunks: Sequence[int] | None = None,
+    tail: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Depthwise filter over frames t-(K-1) .. t+(K-1) built from one causal kernel w (C, 1, K):
     tap t-m and tap t+m both weigh w[K-1-m] (the centre once). Future taps stop at the chunk end.
@@ -63,7 +68,10 @@ def symmetric_short_conv(
 
 
 def temporal_conv3(
-    x: torch.Tensor, weight: torch.Tensor, chunks: Sequence[int] | None = None, tail: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    chunks: Sequence[int] | None = None,
+    tail: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Full (C_out, C_in, 3, 1) conv over frames t-1, t, t+1; t+1 only inside the chunk.
 

@@ -28,7 +28,9 @@ def ray_transforms(camera: torch.Tensor, grid: tuple[int, int], patch: tuple[int
     c2w = cam[..., :16].reshape(B, T, 4, 4)
     fx, fy, cx, cy = (cam[..., 16 + i].reshape(B, T, 1, 1) for i in range(4))
     v, u = torch.meshgrid(
-        torch.arange(H, dtype=work, device=cam.device), torch.arange(W, dtype=work, device=cam.device), indexing="ij"
+        torch.arange(H, dtype=work, device=cam.device),
+        torch.arange(W, dtype=work, device=cam.device),
+        indexing="ij",
     )
     x = (u - cx / patch[1]) / (fx / patch[1])
     y = (v - cy / patch[0]) / (fy / patch[0])
@@ -61,7 +63,9 @@ def apply_ucpe(x: torch.Tensor, mats: torch.Tensor, rope: Rope, inverse_rope: bo
     [D/2, D) get RoPE (inverse rotation when `inverse_rope`)."""
     B, Hh, N, D = x.shape
     geo, rot = x.split(D // 2, dim=-1)
-    geo = torch.einsum("bnij,bhngj->bhngi", mats.to(x.dtype), geo.reshape(B, Hh, N, -1, 4)).reshape(B, Hh, N, D // 2)
+    geo = torch.einsum("bnij,bhngj->bhngi", mats.to(x.dtype), geo.reshape(B, Hh, N, -1, 4)).reshape(
+        B, Hh, N, D // 2
+    )
     return torch.cat([geo, apply_rope(rot, rope, inverse=inverse_rope)], -1)
 
 

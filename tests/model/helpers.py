@@ -1,0 +1,54 @@
+"""Small builders shared by the model tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sanawm.cameras import latent_camera_inputs
+from sanawm.model.transformer import SanaWMTransformer
+
+
+def orbit_c2w(num_frames: int) -> np.ndarray:
+    """A smooth 6-DoF path: forward/sideways motion with yaw and a little pitch (OpenCV axes)."""
+    s = np.linspace(0.0, 1.0, num_frames)
+    c2w = np.tile(np.eye(4), (num_frames, 1, 1))
+    yaw, pitch = 0.8 * s, 0.2 * np.sin(3 * s)
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    Ry = np.stack(
+        [
+            np.stack([cy, 0 * s, sy], -1),
+            np.stack([0 * s, 1 + 0 * s, 0 * s], -1),
+            np.stack([-sy, 0 * s, cy], -1),
+        ],
+        -2,
+    )
+    Rx = np.stack(
+        [
+            np.stack([1 + 0 * s, 0 * s, 0 * s], -1),
+            np.stack([0 * s, cp, -sp], -1),
+            np.stack([0 * s, sp, cp], -1),
+        ],
+        -2,
+    )
+    c2w[:, :3, :3] = Ry @ Rx
+    c2w[:, :3, 3] = np.stack([0.5 * s, 0.1 * s**2, 2.0 * s], -1)
+    return c2w
+
+
+def camera_inputs(latent_frames: int, latent_hw: tuple[int, int], c2w: np.ndarray | None = None):
+    """(camera (1, T, 20), plucker (1, 48, T, H, W)) for a 32x-downsampled image of latent_hw tokens."""
+    H, W = latent_hw[0] * 32, latent_hw[1] * 32
+    raw = 8 * (latent_frames - 1) + 1
+    c2w = orbit_c2w(raw) if c2w is None else c2w[:raw]
+    cam = latent_camera_inputs(c2w, [0.9 * W, 0.9 * W, W / 2, H / 2], image_size=(H, W))
+    return cam.batched()
+
+
+@torch.no_grad()
+def randomize(model: SanaWMTransformer, scale: float = 0.1, seed: int = 0) -> SanaWMTransformer:
+    """Make every branch live: perturb zero-initialised projections, convs and gates."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
