@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .ops.gdn import GDNInputs, GDNState, combine, gdn_parallel
 from .ops.rope import Rope, apply_rope
-from .ops.temporal import chunk_ids, symmetric_short_conv
+from .ops.temporal import symmetric_short_conv
 from .ops.ucpe import apply_ucpe, downscale_to_reference_rms
 from .state import AttentionState, KVWindow
 
@@ -227,21 +227,37 @@ class SelfAttention(nn.Module):
         return main, cam, AttentionState(kv=kv, kv_cam=kv_cam)
 
     def _attend(self, q, k, v, ctx: AttentionContext, window: KVWindow | None, scale: float):
-        """Softmax attention over this call's tokens (chunk-masked) plus, when streaming, the KV window."""
-        mask = None
+        """Softmax attention: over all tokens (bidirectional), chunk by chunk over the sink, the
+        `kv_window` previous chunks and the own chunk (chunk-causal), or over the carried KV window
+        plus this chunk (streaming). q, k, v (B, H, N, D)."""
         if ctx.stream:
             window = window or KVWindow(ctx.kv_window)
             cached = window.keys_values()
             kk, vv = (
                 (k, v) if cached is None else (torch.cat([cached[0], k], 2), torch.cat([cached[1], v], 2))
             )
-            new_window = window.push(k, v)
-        else:
-            kk, vv, new_window = k, v, None
-            if ctx.chunks is not None:
-                mask = chunk_attention_mask(ctx.grid, ctx.chunks, ctx.kv_window, q.device)
-        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=scale)
-        return out, new_window
+            return F.scaled_dot_product_attention(q, kk, vv, scale=scale), window.push(k, v)
+        if ctx.chunks is None:
+            return F.scaled_dot_product_attention(q, k, v, scale=scale), None
+        S = ctx.grid[1] * ctx.grid[2]
+        bounds = [0]
+        for size in ctx.chunks:
+            bounds.append(bounds[-1] + size * S)
+        outs = []
+        for c in range(len(ctx.chunks)):
+            visible = visible_chunks(c, ctx.kv_window)
+            kk = torch.cat([k[:, :, bounds[j] : bounds[j + 1]] for j in visible], 2)
+            vv = torch.cat([v[:, :, bounds[j] : bounds[j + 1]] for j in visible], 2)
+            qc = q[:, :, bounds[c] : bounds[c + 1]]
+            outs.append(F.scaled_dot_product_attention(qc, kk, vv, scale=scale))
+        return torch.cat(outs, 2), None
+
+
+def visible_chunks(c: int, kv_window: int | None) -> list[int]:
+    """Chunks a softmax query of chunk c attends to: the sink (chunk 0), the `kv_window` previous
+    chunks (all when None) and its own."""
+    first = 1 if kv_window is None else max(1, c - kv_window)
+    return sorted({0, *range(first, c + 1)})
 
 
 class ShortConv(nn.Module):
@@ -267,18 +283,6 @@ class ShortConv(nn.Module):
         return y.reshape(B, N, C), new_tail
 
 
-def chunk_attention_mask(grid, chunks, kv_window, device) -> torch.Tensor:
-    """(N, N) bool: query frame of chunk c sees chunk 0 (the sink), chunks c-window .. c."""
-    T, H, W = grid
-    ids = chunk_ids(T, chunks, device)
-    qc, kc = ids[:, None], ids[None, :]
-    ok = kc <= qc
-    if kv_window is not None:
-        ok = ok & ((kc == 0) | (kc >= qc - kv_window))
-    S = H * W
-    return ok.repeat_interleave(S, 0).repeat_interleave(S, 1)
-
-
 def _frame_layout(T: int, S: int):
     def f(t: torch.Tensor) -> torch.Tensor:  # (B, H, N, D) -> (B, H, T, S, D)
         return t.unflatten(2, (T, S))
@@ -297,4 +301,4 @@ def _fp32(x: GDNInputs) -> GDNInputs:
     return GDNInputs(*(up(t) for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)))
 
 
-__all__ = ["AttentionContext", "SelfAttention", "ShortConv", "GDNState", "chunk_attention_mask"]
+__all__ = ["AttentionContext", "SelfAttention", "ShortConv", "GDNState", "visible_chunks"]
