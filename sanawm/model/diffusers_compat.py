@@ -34,7 +34,8 @@ def from_diffusers(
     state = {k: v for k, v in state.items() if not k.endswith(DROPPED_SUFFIXES)}
     _check_keys(model, state)
     model.load_state_dict(state, strict=True, assign=True)
-    model.to(device=device, dtype=dtype)
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
     return model
 
 
