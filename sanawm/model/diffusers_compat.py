@@ -21,21 +21,23 @@ DROPPED_SUFFIXES = (".recall_gate",)
 
 
 def from_diffusers(
-    source, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
+    source, dtype: torch.dtype | None = None, device: str | torch.device | None = None
 ) -> SanaWMTransformer:
-    """Build our network from a `SanaWMTransformer3DModel` instance or a folder it saved."""
+    """Build our network from a `SanaWMTransformer3DModel` instance or a folder it saved.
+
+    The weights are copied; by default onto the source's device, in the source's dtype."""
     if isinstance(source, (str, Path)):
         cfg_dict, state = _read_folder(Path(source))
     else:
         cfg_dict, state = dict(source.config), source.state_dict()
     cfg = ModelConfig.from_diffusers_config(cfg_dict)
+    state = {k: v for k, v in state.items() if not k.endswith(DROPPED_SUFFIXES)}
+    first = next(v for v in state.values() if v.is_floating_point())
     with torch.device("meta"):
         model = SanaWMTransformer(cfg)
-    state = {k: v for k, v in state.items() if not k.endswith(DROPPED_SUFFIXES)}
     _check_keys(model, state)
-    model.load_state_dict(state, strict=True, assign=True)
-    if device is not None or dtype is not None:
-        model.to(device=device, dtype=dtype)
+    model = model.to_empty(device=device or first.device).to(dtype or first.dtype)
+    model.load_state_dict(state, strict=True)
     return model
 
 
