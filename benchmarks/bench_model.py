@@ -104,7 +104,7 @@ def main(argv=None):
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     cfg = get_preset(args.preset)
     ref = random_reference(cfg, device, dtype)
-    ours = from_diffusers(ref).eval()  # shares the reference's parameter storage
+    ours = from_diffusers(ref).eval()  # a copy of the same weights
     rows = []
     for seconds in args.seconds:
         rows.append(measure(ours, None if args.no_reference else ref, cfg, seconds, args, device, dtype))
