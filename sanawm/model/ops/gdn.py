@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .temporal import chunk_ids
+
 
 @dataclass(frozen=True)
 class GDNState:
@@ -68,14 +70,8 @@ class GDNOutput:
 
 def chunk_ends(num_frames: int, chunks: Sequence[int] | None) -> torch.Tensor:
     """Bool (T,) marking the last frame of each chunk; `chunks=None` means one chunk (bidirectional)."""
-    ends = torch.zeros(num_frames, dtype=torch.bool)
-    if chunks is None:
-        ends[-1] = True
-        return ends
-    if sum(chunks) != num_frames or min(chunks) < 1:
-        raise ValueError(f"chunk sizes {list(chunks)} must be positive and sum to the {num_frames} frames")
-    ends[torch.tensor(chunks).cumsum(0) - 1] = True
-    return ends
+    ids = chunk_ids(num_frames, chunks)
+    return torch.cat([ids[1:] != ids[:-1], torch.ones(1, dtype=torch.bool)])
 
 
 # ---------------------------------------------------------------------------------------------------
