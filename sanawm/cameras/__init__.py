@@ -9,10 +9,12 @@ from .conditioning import (
 )
 from .intrinsics import DEFAULT_FOV_LIMITS_DEG, as_intrinsics_vec4, check_field_of_view, field_of_view_deg
 from .poses import as_c2w, relative_to_first
+from .trajectory import Trajectory
 
 __all__ = [
     "DEFAULT_FOV_LIMITS_DEG",
     "LatentCameraInputs",
+    "Trajectory",
     "as_c2w",
     "as_intrinsics_vec4",
     "check_field_of_view",
