@@ -1,0 +1,26 @@
+"""Datasets: clip folders (video + cameras + optional depth + meta), manifests, a PyTorch dataset, KITTI."""
+
+from .clip import Clip, ClipMeta, is_complete_clip, read_clip, write_clip
+from .dataset import ClipDataset, resize_crop_geometry, resize_crop_intrinsics
+from .kitti import convert_kitti_sequence, read_kitti_calib
+from .manifest import ManifestEntry, read_manifest, write_manifest
+from .video import read_video, video_info, write_video
+
+__all__ = [
+    "Clip",
+    "ClipDataset",
+    "ClipMeta",
+    "ManifestEntry",
+    "convert_kitti_sequence",
+    "is_complete_clip",
+    "read_clip",
+    "read_kitti_calib",
+    "read_manifest",
+    "resize_crop_geometry",
+    "resize_crop_intrinsics",
+    "video_info",
+    "read_video",
+    "write_clip",
+    "write_manifest",
+    "write_video",
+]

@@ -1,0 +1,284 @@
+"""Flow-matching samplers for the SANA-WM network. They know the network's call signature and nothing
+about files, VAEs or text encoders.
+
+The network predicts the velocity v = ε - x₀ of the linear path x_σ = (1 - σ) x₀ + σ ε, per latent
+frame (timestep = 1000 σ). Latent frame 0 holds the encoded first image and stays clean (σ = 0).
+
+Three samplers:
+- `sample_bidirectional`: Euler over a σ schedule, all frames at once (the release's stage 1).
+- `sample_chunked`: chunk by chunk, each chunk denoised over the σ schedule while the earlier chunks
+  are clean context; `streaming=True` carries a `StreamState` (constant memory), `streaming=False`
+  re-runs the chunk-causal forward over the whole prefix (the reference the streaming path equals).
+- Few-step students: `sample_chunked(..., schedule=FewStepSchedule((1000, 960, 889, 727, 0)))` predicts
+  x₀ at each listed timestep and re-noises it to the next one.
+Guidance: classifier-free, `v = v_uncond + scale (v_cond - v_uncond)`, where the unconditional branch
+drops the text (negative prompt) and/or the camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..model.state import StreamState
+from ..model.transformer import SanaWMTransformer
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What one guidance branch shows the network: text (B, L, D) with mask (B, L), camera (B, T, 20)
+    and plucker (B, 48, T, H, W) over all latent frames, or None where the branch drops them."""
+
+    text: torch.Tensor
+    text_mask: torch.Tensor | None = None
+    camera: torch.Tensor | None = None
+    plucker: torch.Tensor | None = None
+
+    def frames(self, sl: slice) -> Conditions:
+        return replace(
+            self,
+            camera=None if self.camera is None else self.camera[:, sl],
+            plucker=None if self.plucker is None else self.plucker[:, :, sl],
+        )
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier-free guidance. `scale` <= 1 disables it (one branch, the conditional one)."""
+
+    scale: float = 5.0
+    drop_text: bool = True
+    drop_camera: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.scale > 1.0
+
+    def unconditional(self, cond: Conditions, negative_text=None, negative_mask=None) -> Conditions:
+        out = cond
+        if self.drop_text:
+            if negative_text is None:
+                negative_text = cond.text[:, :0]
+                negative_mask = None
+            out = replace(out, text=negative_text, text_mask=negative_mask)
+        if self.drop_camera:
+            out = replace(out, camera=None, plucker=None)
+        return out
+
+    def combine(self, v_uncond: torch.Tensor, v_cond: torch.Tensor) -> torch.Tensor:
+        return v_uncond + self.scale * (v_cond - v_uncond)
+
+
+@dataclass(frozen=True)
+class EulerSchedule:
+    """σ_0 = 1 > σ_1 > ... > σ_N = 0 from diffusers' FlowMatchEulerDiscreteScheduler with `shift`."""
+
+    steps: int = 60
+    shift: float = 8.0
+
+    def sigmas(self) -> torch.Tensor:
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.shift)
+        scheduler.set_timesteps(self.steps)
+        return scheduler.sigmas.to(torch.float32)
+
+
+@dataclass(frozen=True)
+class FewStepSchedule:
+    """An explicit decreasing timestep list ending at 0, e.g. the distilled (1000, 960, 889, 727, 0)."""
+
+    timesteps: tuple[float, ...] = (1000.0, 960.0, 889.0, 727.0, 0.0)
+
+    def sigmas(self) -> torch.Tensor:
+        t = torch.tensor(self.timesteps, dtype=torch.float32)
+        if len(t) < 2 or t[-1] != 0 or not bool((t[1:] < t[:-1]).all()) or t[0] > 1000:
+            raise ValueError(f"timesteps must decrease from <= 1000 to 0, got {list(self.timesteps)}")
+        return t / 1000.0
+
+
+Denoise = Callable[[torch.Tensor, torch.Tensor, Conditions], torch.Tensor]
+
+
+def _velocity(model_call: Denoise, x, timestep, branches, guidance: Guidance):
+    if not guidance.enabled:
+        return model_call(x, timestep, branches[-1])
+    v_u = model_call(x, timestep, branches[0])
+    v_c = model_call(x, timestep, branches[1])
+    return guidance.combine(v_u, v_c)
+
+
+def _branches(cond: Conditions, guidance: Guidance, negative_text, negative_mask) -> list[Conditions]:
+    if not guidance.enabled:
+        return [cond]
+    return [guidance.unconditional(cond, negative_text, negative_mask), cond]
+
+
+@torch.no_grad()
+def sample_bidirectional(
+    model: SanaWMTransformer,
+    noise: torch.Tensor,
+    first_latent: torch.Tensor,
+    cond: Conditions,
+    schedule: EulerSchedule = EulerSchedule(),
+    guidance: Guidance = Guidance(),
+    negative_text: torch.Tensor | None = None,
+    negative_mask: torch.Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Euler from noise (B, C, T, H, W) to latents; latent frame 0 pinned to `first_latent` (B, C, 1, H, W)"""
+    sigmas = schedule.sigmas().to(noise.device)
+    x = noise.clone()
+    x[:, :, :1] = first_latent.to(x.dtype)
+    B, T = x.shape[0], x.shape[2]
+    branches = _branches(cond, guidance, negative_text, negative_mask)
+
+    def call(x_in, timestep, c: Conditions):
+        return model(x_in, timestep, c.text, c.text_mask, c.camera, c.plucker)
+
+    for i in range(len(sigmas) - 1):
+        t = sigmas[i] * 1000.0
+        timestep = torch.full((B, T), float(t), device=x.device)
+        timestep[:, 0] = 0.0
+        v = _velocity(call, x, timestep, branches, guidance)
+        sigma = t / 1000.0
+        x[:, :, 1:] = (x[:, :, 1:].float() + (sigmas[i + 1] - sigma) * v[:, :, 1:].float()).to(x.dtype)
+        if progress is not None:
+            progress(i + 1, len(sigmas) - 1)
+    return x
+
+
+def chunk_layout(latent_frames: int, chunk: int = 3, first: int = 4) -> tuple[int, ...]:
+    """Chunk sizes over the latent frames: `first` frames (including the clean image frame), then
+    `chunk` at a time, the last chunk shorter if needed."""
+    if latent_frames < 1:
+        raise ValueError("need at least one latent frame")
+    sizes = [min(first, latent_frames)]
+    while sum(sizes) < latent_frames:
+        sizes.append(min(chunk, latent_frames - sum(sizes)))
+    return tuple(sizes)
+
+
+@torch.no_grad()
+def sample_chunked(
+    model: SanaWMTransformer,
+    noise: torch.Tensor,
+    first_latent: torch.Tensor,
+    cond: Conditions,
+    chunks: Sequence[int],
+    schedule: EulerSchedule | FewStepSchedule = EulerSchedule(),
+    guidance: Guidance = Guidance(),
+    negative_text: torch.Tensor | None = None,
+    negative_mask: torch.Tensor | None = None,
+    kv_window: int | None = 2,
+    streaming: bool = True,
+    renoise: Callable[[int, int], torch.Tensor] | None = None,
+    on_chunk: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Autoregressive chunk-by-chunk sampling with the chunk-causal network.
+
+    noise (B, C, T, H, W) supplies each chunk's starting noise; few-step schedules draw their re-noising
+    from `renoise(chunk_index, step)` (a tensor shaped like the chunk; defaults to zeros-free fresh
+    noise from the global RNG). `on_chunk(index, latents)` sees every finished chunk (e.g. to decode
+    it while the next one is generated).
+    """
+    if sum(chunks) != noise.shape[2]:
+        raise ValueError(f"chunks {list(chunks)} must sum to the {noise.shape[2]} latent frames")
+    branches = _branches(cond, guidance, negative_text, negative_mask)
+    session = ChunkSession(model, branches, guidance, kv_window, streaming)
+    out, start = [], 0
+    for index, size in enumerate(chunks):
+        x = noise[:, :, start : start + size].clone()
+        clean_first = start == 0
+        if clean_first:
+            x[:, :, :1] = first_latent.to(x.dtype)
+        chunk_renoise = None if renoise is None else (lambda step, i=index: renoise(i, step))
+        x = session.denoise(x, schedule, clean_first, chunk_renoise)
+        session.commit(x)
+        out.append(x)
+        if on_chunk is not None:
+            on_chunk(index, x)
+        start += size
+    return torch.cat(out, 2)
+
+
+class ChunkSession:
+    """Carries what chunk-causal sampling needs between chunks, for every guidance branch: a
+    `StreamState` each (streaming) or the clean latents so far (reference mode)."""
+
+    def __init__(self, model, branches: list[Conditions], guidance: Guidance, kv_window, streaming: bool):
+        self.model, self.branches, self.guidance = model, branches, guidance
+        self.kv_window, self.streaming = kv_window, streaming
+        self.states = [model.init_stream_state(kv_window) for _ in branches]
+        self.history: list[torch.Tensor] = []
+        self.frames_done = 0
+
+    def _call(self, branch: int, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        c = self.branches[branch].frames(slice(self.frames_done, self.frames_done + x.shape[2]))
+        if self.streaming:
+            out, _ = self.model.stream_step(
+                x, timestep, c.text, self.states[branch], c.text_mask, c.camera, c.plucker
+            )
+            return out
+        full = self.branches[branch].frames(slice(0, self.frames_done + x.shape[2]))
+        prefix = torch.cat([*self.history, x], 2)
+        prefix_t = torch.cat([torch.zeros(x.shape[0], self.frames_done, device=x.device), timestep], 1)
+        sizes = tuple(h.shape[2] for h in self.history) + (x.shape[2],)
+        out = self.model(
+            prefix,
+            prefix_t,
+            full.text,
+            full.text_mask,
+            full.camera,
+            full.plucker,
+            chunks=sizes,
+            kv_window=self.kv_window,
+        )
+        return out[:, :, self.frames_done :]
+
+    def velocity(self, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        if not self.guidance.enabled:
+            return self._call(0, x, timestep)
+        return self.guidance.combine(self._call(0, x, timestep), self._call(1, x, timestep))
+
+    def denoise(self, x: torch.Tensor, schedule, clean_first: bool, renoise=None) -> torch.Tensor:
+        sigmas = schedule.sigmas().to(x.device)
+        B, T = x.shape[0], x.shape[2]
+        lo = 1 if clean_first else 0
+        few_step = isinstance(schedule, FewStepSchedule)
+        for i in range(len(sigmas) - 1):
+            sigma, nxt = sigmas[i], sigmas[i + 1]
+            timestep = torch.full((B, T), float(sigma * 1000.0), device=x.device)
+            if clean_first:
+                timestep[:, 0] = 0.0
+            v = self.velocity(x, timestep)[:, :, lo:].float()
+            cur = x[:, :, lo:].float()
+            if few_step:
+                x0 = cur - sigma * v
+                fresh = torch.randn_like(cur) if renoise is None else renoise(i)[:, :, lo:].float()
+                new = (1 - nxt) * x0 + nxt * fresh
+            else:
+                new = cur + (nxt - sigma) * v
+            x = torch.cat([x[:, :, :lo], new.to(x.dtype)], 2)
+        return x
+
+    def commit(self, x: torch.Tensor) -> None:
+        """Record a finished (clean) chunk: one σ = 0 pass per branch updates the stream states."""
+        if self.streaming:
+            zero = torch.zeros(x.shape[0], x.shape[2], device=x.device)
+            sl = slice(self.frames_done, self.frames_done + x.shape[2])
+            for b, cond in enumerate(self.branches):
+                c = cond.frames(sl)
+                _, self.states[b] = self.model.stream_step(
+                    x, zero, c.text, self.states[b], c.text_mask, c.camera, c.plucker
+                )
+        else:
+            self.history.append(x)
+        self.frames_done += x.shape[2]
+
+    def state(self) -> tuple[StreamState, ...]:
+        return tuple(self.states)
