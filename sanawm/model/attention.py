@@ -16,9 +16,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .ops.context_parallel import ContextParallel
 from .ops.gdn import GDNInputs, GDNState, combine, gdn_parallel
 from .ops.rope import Rope, apply_rope
-from .ops.temporal import symmetric_short_conv
+from .ops.temporal import conv_with_halo, symmetric_short_conv
 from .ops.ucpe import apply_ucpe, downscale_to_reference_rms
 from .state import AttentionState, KVWindow
 
@@ -32,7 +33,8 @@ class AttentionContext:
     camera. chunks: frames per chunk in chunk-causal mode, None when bidirectional. kv_window: recent
     chunks a softmax query sees besides the sink and its own chunk (None: all). stream: this call is
     one chunk of a stream whose earlier chunks are in the state. chunk_offset: index of the call's
-    first chunk in the whole video.
+    first chunk in the whole video. cp: this rank's share of the frames under context parallelism
+    (then `grid` counts local frames and `chunks` the whole clip).
     """
 
     grid: tuple[int, int, int]
@@ -43,6 +45,7 @@ class AttentionContext:
     kv_window: int | None = None
     stream: bool = False
     chunk_offset: int = 0
+    cp: ContextParallel | None = None
 
 
 def softmax_pad_dim(head_dim: int) -> int:
@@ -189,7 +192,7 @@ class SelfAttention(nn.Module):
             frames(q),
             frames(k),
         )
-        out = gdn_parallel(_fp32(inputs), chunks, state.gdn)
+        out = gdn_parallel(_fp32(inputs), chunks, state.gdn, cp=ctx.cp)
         main = self._tokens(combine(out, self.gdn_eps).flatten(2, 3).to(x.dtype))
 
         cam, cam_gdn, k_cam_tail = None, None, None
@@ -201,7 +204,7 @@ class SelfAttention(nn.Module):
             inflation = (ku.norm(dim=-1).clamp_min(1e-6) / pre).square()  # (B, H, N)
             beta_cam = beta / inflation.reshape(B, self.heads, T, S).mean(-1, keepdim=True).clamp_min(1.0)
             cam_inputs = GDNInputs(frames(qu), frames(ku), frames(vu), beta_cam, decay)
-            out_c = gdn_parallel(_fp32(cam_inputs), chunks, state.gdn_cam)
+            out_c = gdn_parallel(_fp32(cam_inputs), chunks, state.gdn_cam, cp=ctx.cp)
             cam = self._ucpe_decode(out_c.num.flatten(2, 3).to(x.dtype), ctx)
             cam_gdn = out_c.state
         new_state = AttentionState(gdn=out.state, gdn_cam=cam_gdn, k_tail=k_tail, k_cam_tail=k_cam_tail)
@@ -237,19 +240,25 @@ class SelfAttention(nn.Module):
                 (k, v) if cached is None else (torch.cat([cached[0], k], 2), torch.cat([cached[1], v], 2))
             )
             return F.scaled_dot_product_attention(q, kk, vv, scale=scale), window.push(k, v)
+        first_frame = 0
+        if ctx.cp is not None:
+            k, v, first_frame = ctx.cp.gather(k, 2), ctx.cp.gather(v, 2), ctx.cp.frame_start
         if ctx.chunks is None:
             return F.scaled_dot_product_attention(q, k, v, scale=scale), None
         S = ctx.grid[1] * ctx.grid[2]
         bounds = [0]
         for size in ctx.chunks:
             bounds.append(bounds[-1] + size * S)
+        q_lo, q_hi = first_frame * S, (first_frame + ctx.grid[0]) * S  # this call's queries, in clip tokens
         outs = []
         for c in range(len(ctx.chunks)):
+            lo, hi = max(bounds[c], q_lo), min(bounds[c + 1], q_hi)
+            if lo >= hi:
+                continue
             visible = visible_chunks(c, ctx.kv_window)
             kk = torch.cat([k[:, :, bounds[j] : bounds[j + 1]] for j in visible], 2)
             vv = torch.cat([v[:, :, bounds[j] : bounds[j + 1]] for j in visible], 2)
-            qc = q[:, :, bounds[c] : bounds[c + 1]]
-            outs.append(F.scaled_dot_product_attention(qc, kk, vv, scale=scale))
+            outs.append(F.scaled_dot_product_attention(q[:, :, lo - q_lo : hi - q_lo], kk, vv, scale=scale))
         return torch.cat(outs, 2), None
 
 
@@ -278,8 +287,14 @@ class ShortConv(nn.Module):
         """x (B, N, C) -> (B, N, C), new tail (B, K-1, S, C)."""
         B, N, C = x.shape
         T = ctx.grid[0]
+        frames = x.reshape(B, T, N // T, C)
+        if ctx.cp is not None:
+            y = conv_with_halo(
+                symmetric_short_conv, frames, self.weight, ctx.chunks, ctx.cp, self.weight.shape[-1] - 1
+            )
+            return y.reshape(B, N, C), None
         chunks = None if ctx.stream else ctx.chunks
-        y, new_tail = symmetric_short_conv(x.reshape(B, T, N // T, C), self.weight, chunks, tail)
+        y, new_tail = symmetric_short_conv(frames, self.weight, chunks, tail)
         return y.reshape(B, N, C), new_tail
 
 

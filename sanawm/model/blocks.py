@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import AttentionContext, SelfAttention
-from .ops.temporal import temporal_conv3
+from .ops.temporal import conv_with_halo, temporal_conv3
 from .state import BlockState
 
 
@@ -69,8 +69,11 @@ class MixFFN(nn.Module):
         h = self.depth_conv.conv(h).permute(0, 2, 3, 1)
         value, gate = h.chunk(2, dim=-1)
         h = _pointwise(value * F.silu(gate), self.point_conv.conv).reshape(B, T, H * W, C)
-        chunks = None if ctx.stream else ctx.chunks
-        dh, new_tail = temporal_conv3(h, self.t_conv.weight, chunks, tail)
+        if ctx.cp is not None:
+            dh, new_tail = conv_with_halo(temporal_conv3, h, self.t_conv.weight, ctx.chunks, ctx.cp, 1), None
+        else:
+            chunks = None if ctx.stream else ctx.chunks
+            dh, new_tail = temporal_conv3(h, self.t_conv.weight, chunks, tail)
         return (h + dh).reshape(B, N, C), new_tail
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .attention import AttentionContext
 from .blocks import Block
 from .config import ModelConfig
+from .ops.context_parallel import ContextParallel
 from .ops.rope import Rope, angle_table, axis_pairs
 from .ops.ucpe import invert_rigid, ray_transforms
 from .state import StreamState
@@ -97,15 +98,27 @@ class SanaWMTransformer(nn.Module):
         plucker: torch.Tensor | None = None,
         chunks: Sequence[int] | None = None,
         kv_window: int | None = None,
+        cp: ContextParallel | None = None,
     ) -> torch.Tensor:
         """Velocity prediction (B, C_in, T, H, W). `chunks=None`: bidirectional; else chunk-causal with
-        softmax queries seeing the first chunk, the `kv_window` previous chunks (None: all) and their own."""
+        softmax queries seeing the first chunk, the `kv_window` previous chunks (None: all) and their own.
+
+        With `cp` (context parallelism), every per-frame input holds only this rank's
+        `cp.frames_per_rank` frames, `chunks` still describes the whole clip, and the output is this
+        rank's frames of the whole-clip result."""
         T = latents.shape[2]
+        if cp is not None and T != cp.frames_per_rank:
+            raise ValueError(
+                f"under context parallelism each rank passes its {cp.frames_per_rank} frames, got {T}"
+            )
+        total = T if cp is None else cp.total_frames
         if chunks is not None:
             chunks = tuple(int(c) for c in chunks)
-            if sum(chunks) != T or min(chunks) < 1:
-                raise ValueError(f"chunks {list(chunks)} must be positive and sum to the {T} latent frames")
-        out, _ = self._run(latents, timestep, text, text_mask, camera, plucker, chunks, kv_window, None)
+            if sum(chunks) != total or min(chunks) < 1:
+                raise ValueError(
+                    f"chunks {list(chunks)} must be positive and sum to the {total} latent frames"
+                )
+        out, _ = self._run(latents, timestep, text, text_mask, camera, plucker, chunks, kv_window, None, cp)
         return out
 
     def stream_step(
@@ -132,14 +145,14 @@ class SanaWMTransformer(nn.Module):
 
     # ---- the network ----------------------------------------------------------------------------
 
-    def _run(self, latents, timestep, text, text_mask, camera, plucker, chunks, kv_window, state):
+    def _run(self, latents, timestep, text, text_mask, camera, plucker, chunks, kv_window, state, cp=None):
         cfg = self.cfg
         B, _, T, Hl, Wl = latents.shape
         self._check_inputs(latents, timestep, text, text_mask, camera, plucker)
         dtype = self.x_embedder.proj.weight.dtype
         pt, ph, pw = cfg.patch_size
         grid = (T, Hl // ph, Wl // pw)
-        offset = 0 if state is None else state.frames_done
+        offset = state.frames_done if state is not None else (cp.frame_start if cp is not None else 0)
 
         x = self.x_embedder(latents.to(dtype))
         plucker_emb = None if plucker is None else self.plucker_embedder(plucker.to(dtype))
@@ -148,7 +161,7 @@ class SanaWMTransformer(nn.Module):
         t_emb = t_emb.reshape(B, T, -1)
         y = self.attention_y_norm(self.y_embedder(text.to(dtype)))
 
-        ctx = self._context(grid, offset, camera, chunks, kv_window, state, x.device)
+        ctx = self._context(grid, offset, camera, chunks, kv_window, state, x.device, cp)
         new_blocks = []
         for i, block in enumerate(self.blocks):
             block_state = None if state is None else state.blocks[i]
@@ -163,7 +176,7 @@ class SanaWMTransformer(nn.Module):
             tuple(new_blocks), state.frames_done + T, state.chunks_done + 1, state.kv_window
         )
 
-    def _context(self, grid, offset, camera, chunks, kv_window, state, device) -> AttentionContext:
+    def _context(self, grid, offset, camera, chunks, kv_window, state, device, cp) -> AttentionContext:
         D = self.cfg.linear_head_dim
         rope = Rope.for_grid(self._rope_table, D, grid, offset).to(device, torch.float32)
         cam_pairs = axis_pairs(D // 2)
@@ -181,6 +194,7 @@ class SanaWMTransformer(nn.Module):
             kv_window=kv_window,
             stream=state is not None,
             chunk_offset=0 if state is None else state.chunks_done,
+            cp=cp,
         )
 
     def _check_inputs(self, latents, timestep, text, text_mask, camera, plucker) -> None:

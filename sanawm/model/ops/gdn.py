@@ -142,27 +142,73 @@ def gdn_parallel(
     chunks: Sequence[int] | None = None,
     state: GDNState | None = None,
     scan_chunk: int = 32,
+    cp=None,
 ) -> GDNOutput:
     """Same function as `gdn_reference`, with the transitions built in parallel over frames and the
-    D x D state scan done as an associative (Hillis-Steele) scan inside blocks of `scan_chunk` frames."""
+    D x D state scan done as an associative (Hillis-Steele) scan inside blocks of `scan_chunk` frames.
+
+    With `cp` (a `ContextParallel`), `x` holds this rank's frames, `chunks` describes the whole clip,
+    and the ranks exchange D x D scan summaries; the returned state is the clip's final state."""
     T = x.num_frames
-    keep = (~chunk_ends(T, chunks)).to(device=x.k.device, dtype=x.k.dtype)  # 0 at the last frame of a chunk
+    if cp is None:
+        ends = chunk_ends(T, chunks)
+    else:
+        ends = chunk_ends(cp.total_frames, chunks)[cp.frame_start : cp.frame_start + T]
+    keep = (~ends).to(device=x.k.device, dtype=x.k.dtype)  # 0 at the last frame of a chunk
 
     M, U = transitions(x.k, x.v, x.beta, x.decay)
     num0 = None if state is None else state.num.to(x.k.dtype)
-    fwd, num_last = _scan(M, U, num0, scan_chunk)
-    rev = _reverse_exclusive(M, U, keep, scan_chunk)
-    num = torch.einsum("bhtsd,bhted->bhtse", x.q, fwd + rev)
+    states, num_last = _all_states(M, U, keep, num0, scan_chunk, cp)
+    num = torch.einsum("bhtsd,bhted->bhtse", x.q, states)
 
     den, den_last = None, None
     if x.k_den is not None:
         Mz, Uz = transitions(x.k_den, None, x.beta, x.decay)
         den0 = None if state is None or state.den is None else state.den.to(x.k.dtype)[:, :, None]
-        fwd_z, den_last = _scan(Mz, Uz, den0, scan_chunk)
-        rev_z = _reverse_exclusive(Mz, Uz, keep, scan_chunk)
-        den = torch.einsum("bhtsd,bhtd->bhts", x.q_den, (fwd_z + rev_z)[:, :, :, 0])
+        states_z, den_last = _all_states(Mz, Uz, keep, den0, scan_chunk, cp)
+        den = torch.einsum("bhtsd,bhtd->bhts", x.q_den, states_z[:, :, :, 0])
         den_last = den_last[:, :, 0]
     return GDNOutput(num, den, GDNState(num_last, den_last))
+
+
+def _all_states(M, U, keep, state0, scan_chunk, cp):
+    """Per frame, forward state + exclusive reverse state, and the final forward state."""
+    Mr, Ur = (M * keep[:, None, None]).flip(2), U.flip(2)
+    fwd_init, rev_init, last = state0, None, None
+    if cp is not None:
+        fwd_init, rev_init, last = _cross_rank_states(M, U, Mr, Ur, state0, scan_chunk, cp)
+    fwd, local_last = _scan(M, U, fwd_init, scan_chunk)
+    rev = _reverse_exclusive(Mr, Ur, keep, scan_chunk, rev_init)
+    return fwd + rev, (local_last if cp is None else last)
+
+
+def _cross_rank_states(M, U, Mr, Ur, state0, scan_chunk, cp):
+    """Initial forward state (ranks before this one), incoming reverse state (ranks after it) and
+    the clip's final forward state, from every rank's affine summary."""
+    (P, H), (Pr, Hr) = _summary(M, U, scan_chunk), _summary(Mr, Ur, scan_chunk)
+    Ps, Hs, Prs, Hrs = cp.stack(P), cp.stack(H), cp.stack(Pr), cp.stack(Hr)
+
+    def fold(order, Pl, Hl, init):
+        s = init
+        for q in order:
+            s = Hl[q] if s is None else s @ Pl[q] + Hl[q]
+        return s
+
+    fwd_init = fold(range(cp.rank), Ps, Hs, state0)
+    last = fold(range(cp.world), Ps, Hs, state0)
+    rev_init = fold(reversed(range(cp.rank + 1, cp.world)), Prs, Hrs, None)
+    return fwd_init, rev_init, last
+
+
+def _summary(M, U, scan_chunk):
+    """(M_0 M_1 .. M_last, state after the last frame from zero)."""
+    P_total, H_total = None, None
+    for start in range(0, M.shape[2], scan_chunk):
+        P, H = prefix_compose(M[:, :, start : start + scan_chunk], U[:, :, start : start + scan_chunk])
+        P, H = P[:, :, -1], H[:, :, -1]
+        H_total = H if H_total is None else H_total @ P + H
+        P_total = P if P_total is None else P_total @ P
+    return P_total, H_total
 
 
 def transitions(k, v, beta, decay):
@@ -175,12 +221,14 @@ def transitions(k, v, beta, decay):
     return M, U
 
 
-def _reverse_exclusive(M, U, keep, scan_chunk):
-    """R_t = keep_t * R⁺_{t+1}, where R⁺_t = keep_t R⁺_{t+1} M_t + U_t runs from the last frame back."""
-    Mr = (M * keep[:, None, None]).flip(2)
-    inclusive, _ = _scan(Mr, U.flip(2), None, scan_chunk)
+def _reverse_exclusive(Mr, Ur, keep, scan_chunk, incoming=None):
+    """R_t = keep_t * R⁺_{t+1}, where R⁺_t = keep_t R⁺_{t+1} M_t + U_t runs from the last frame back.
+
+    Mr, Ur are the time-reversed (M * keep) and U; `incoming` is R⁺ just after the last frame (None: 0)."""
+    inclusive, _ = _scan(Mr, Ur, incoming, scan_chunk)
     inclusive = inclusive.flip(2)
-    shifted = torch.cat([inclusive[:, :, 1:], torch.zeros_like(inclusive[:, :, :1])], 2)
+    after_last = torch.zeros_like(inclusive[:, :, :1]) if incoming is None else incoming[:, :, None]
+    shifted = torch.cat([inclusive[:, :, 1:], after_last], 2)
     return shifted * keep[:, None, None]
 
 

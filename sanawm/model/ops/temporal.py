@@ -85,3 +85,14 @@ def temporal_conv3(
         ok = _future_ok(T, chunks, 1, x.device)[: T - 1].to(x.dtype)[None, :, None, None]
         y[:, : T - 1] = y[:, : T - 1] + (x[:, 1:] @ w[:, :, 2].T) * ok
     return y, xh[:, -1:]
+
+
+def conv_with_halo(conv, x: torch.Tensor, weight: torch.Tensor, chunks, cp, width: int) -> torch.Tensor:
+    """Run a chunk-aware temporal conv (`symmetric_short_conv` or `temporal_conv3`) on this rank's
+    frames x (B, T_local, S, C), with `width` frames of the neighbouring ranks as context."""
+    left, right = cp.halo(x, width)
+    T = x.shape[1]
+    ids = chunk_ids(cp.total_frames, chunks)[cp.frame_start : cp.frame_start + T + right.shape[1]]
+    sizes = torch.unique_consecutive(ids, return_counts=True)[1].tolist()
+    y, _ = conv(torch.cat([x, right], 1), weight, sizes, left)
+    return y[:, :T]
