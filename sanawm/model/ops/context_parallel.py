@@ -8,6 +8,9 @@ differentiable (autograd-aware all-gathers):
 - Temporal convs: a halo of neighbouring frames (K-1 for the K short conv, 1 for the temporal conv).
 - Softmax attention: keys and values are all-gathered; each rank attends with its own queries.
 Everything else is per token or per frame and stays local.
+
+Autograd runs the backward of a collective only on ranks that used its result, and a collective
+must run on every rank: so each exchange is a single all-gather whose result every rank uses.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,11 @@ class ContextParallel:
 
     def gather(self, t: torch.Tensor, dim: int) -> torch.Tensor:
         """Concatenate every rank's `t` along `dim`, in rank order (gradients flow back)."""
-        return torch.cat(dist_fn.all_gather(t.contiguous(), group=self.group), dim)
+        return torch.cat(self.stack(t), dim)
 
     def stack(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's `t`, in rank order (gradients flow back)."""
-        return list(dist_fn.all_gather(t.contiguous(), group=self.group))
+        return list(_AllGather.apply(t, self.group, self.rank, self.world).unbind(0))
 
     def halo(self, x: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames just before and after this rank's frames; x (B, T_local, ...) frame-major.
@@ -70,8 +72,28 @@ class ContextParallel:
                 f"each rank needs at least {width} latent frames for the temporal convs; it has "
                 f"{self.frames_per_rank}"
             )
-        firsts = self.stack(x[:, :width])
-        lasts = self.stack(x[:, -width:])
-        left = lasts[self.rank - 1] if self.rank > 0 else torch.zeros_like(x[:, :width])
-        right = firsts[self.rank + 1] if self.rank < self.world - 1 else x[:, :0]
+        # One collective whose result every rank uses (each has a neighbour), so the backward
+        # collectives line up across ranks.
+        ends = self.stack(torch.cat([x[:, :width], x[:, -width:]], 1))
+        left = ends[self.rank - 1][:, width:] if self.rank > 0 else torch.zeros_like(x[:, :width])
+        right = ends[self.rank + 1][:, :width] if self.rank < self.world - 1 else x[:, :0]
         return left, right
+
+
+class _AllGather(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient for this rank's piece (an all-reduce of
+    the contiguous gradient: gloo has no reduce-scatter, and non-contiguous gradients must not reach
+    the collective)."""
+
+    @staticmethod
+    def forward(ctx, x, group, rank, world):
+        ctx.group, ctx.rank = group, rank
+        out = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(world)]
+        dist.all_gather(out, x.contiguous(), group=group)
+        return torch.stack(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad[ctx.rank], None, None, None

@@ -184,19 +184,24 @@ def _all_states(M, U, keep, state0, scan_chunk, cp):
 
 def _cross_rank_states(M, U, Mr, Ur, state0, scan_chunk, cp):
     """Initial forward state (ranks before this one), incoming reverse state (ranks after it) and
-    the clip's final forward state, from every rank's affine summary."""
+    the clip's final forward state, from every rank's affine summary. One all-gather of all four
+    summaries, which every rank uses (it has a predecessor or a successor)."""
     (P, H), (Pr, Hr) = _summary(M, U, scan_chunk), _summary(Mr, Ur, scan_chunk)
-    Ps, Hs, Prs, Hrs = cp.stack(P), cp.stack(H), cp.stack(Pr), cp.stack(Hr)
+    R = H.shape[-2]
+    packed = cp.stack(torch.cat([P, H, Pr, Hr], -2))  # per rank (B, H, 2D + 2R, D)
+    D = P.shape[-1]
+    parts = [torch.split(p, [D, R, D, R], dim=-2) for p in packed]
 
-    def fold(order, Pl, Hl, init):
+    def fold(order, which, init):
         s = init
         for q in order:
-            s = Hl[q] if s is None else s @ Pl[q] + Hl[q]
+            Pq, Hq = parts[q][which], parts[q][which + 1]
+            s = Hq if s is None else s @ Pq + Hq
         return s
 
-    fwd_init = fold(range(cp.rank), Ps, Hs, state0)
-    last = fold(range(cp.world), Ps, Hs, state0)
-    rev_init = fold(reversed(range(cp.rank + 1, cp.world)), Prs, Hrs, None)
+    fwd_init = fold(range(cp.rank), 0, state0)
+    last = fold(range(cp.world), 0, state0)
+    rev_init = fold(reversed(range(cp.rank + 1, cp.world)), 2, None)
     return fwd_init, rev_init, last
 
 
