@@ -134,7 +134,7 @@ def parse_actions(action: str) -> list[ActionSegment]:
         if not frames_part.isdecimal() or int(frames_part) <= 0 or "-" in keys_part:
             raise ValueError(
                 f"action {where} {piece!r} needs a positive whole number of frames after the '-', "
-                f"e.g. '{keys_part.rstrip('-') or 'w'}-10'"
+                f"e.g. '{keys_part.replace('-', '') or 'w'}-10'"
             )
         keys_part = keys_part.lower()
         if keys_part == "none":

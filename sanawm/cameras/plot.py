@@ -65,9 +65,10 @@ def plot_trajectory(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 6.5), layout="constrained")
+    fig = Figure(figsize=(13, 6.5))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.09, top=0.9, wspace=0.18)
     every_pos = np.concatenate([t.positions for t in trajs])
     extent = float(np.ptp(every_pos, axis=0).max())
     arrow = 0.06 * extent if extent > 0 else 0.25  # heading arrow length, metres

@@ -218,16 +218,15 @@ def random_smooth(
     Smooth noise (white noise under a Gaussian of `smoothness_s` seconds) drives the yaw rate, the
     pitch and roll angles and the velocity in the heading frame (mostly forward, some sideways and
     vertical drift). Limits hold at every frame: camera speed <= `max_speed` (m/s); the rotation
-    between consecutive frames <= `max_turn_rate_deg` / fps (shared: yaw rate up to 70 % of it, pitch
-    up to 20 %, roll up to 10 % when enabled); |pitch| <= `max_pitch_deg`; |roll| <= `max_roll_deg`.
+    between consecutive frames <= `max_turn_rate_deg` / fps (shared: yaw up to 80 % of it, or 70 % when
+    roll is on, pitch up to 20 %, roll up to 10 %); |pitch| <= `max_pitch_deg`; |roll| <= `max_roll_deg`.
     Starts at the identity (pitch and roll fade in over the first `smoothness_s` seconds).
     """
     num_frames, fps = _check_frames(num_frames, fps)
     seed = _whole("seed", seed)
     max_speed = _number("max_speed", max_speed, nonnegative=True)
-    max_turn = (
-        np.radians(_number("max_turn_rate_deg", max_turn_rate_deg, nonnegative=True)) / fps
-    )  # per frame
+    turn_rate = _number("max_turn_rate_deg", max_turn_rate_deg, nonnegative=True)
+    max_turn = np.radians(turn_rate) / fps  # radians per frame
     max_pitch = np.radians(_number("max_pitch_deg", max_pitch_deg, nonnegative=True))
     max_roll = np.radians(_number("max_roll_deg", max_roll_deg, nonnegative=True))
     if max_pitch >= np.pi / 2:
@@ -252,7 +251,7 @@ def random_smooth(
 
     # Velocity in the heading frame (x right, y down, z forward), then capped at max_speed.
     local = np.stack(
-        [0.3 * np.tanh(noise[:, 3]), 0.15 * np.tanh(noise[:, 4]), 0.5 + 0.5 * np.tanh(noise[:, 5])], -1
+        [0.3 * np.tanh(noise[:, 3]), 0.15 * np.tanh(noise[:, 4]), 0.6 + 0.4 * np.tanh(noise[:, 5])], -1
     )
     local /= np.maximum(1.0, np.linalg.norm(local, axis=-1, keepdims=True))
     velocity = np.einsum("fij,fj->fi", _heading_rotation(yaw), local) * max_speed

@@ -51,7 +51,9 @@ def read_kitti(
     if path.is_dir():
         folder, path = path, path / POSES
         if not path.is_file():
-            raise ValueError(f"{folder} has no {POSES}; pass the poses file itself or a KITTI sequence folder")
+            raise ValueError(
+                f"{folder} has no {POSES}; pass the poses file itself or a KITTI sequence folder"
+            )
         if calib is None and (folder / CALIB).is_file():
             calib = folder / CALIB
         if times is None and (folder / TIMES).is_file():
@@ -133,15 +135,17 @@ def _read_p0(path: Path) -> np.ndarray:
                 "no translation); the poses are camera 0's, so P0 must be camera 0's own projection"
             )
         return np.array([p[0, 0], p[1, 1], p[0, 2], p[1, 2]])
-    raise ValueError(f"{path} has no 'P0:' line; KITTI calib.txt gives camera 0's projection as 'P0: <12 numbers>'")
+    raise ValueError(
+        f"{path} has no 'P0:' line; KITTI calib.txt gives camera 0's projection as 'P0: <12 numbers>'"
+    )
 
 
 def _read_times(path: Path, num_poses: int) -> np.ndarray:
-    stamps = [
-        _numbers(line, 1, path, number, "a timestamp in seconds")[0]
-        for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if line.strip()
-    ]
+    stamps, line_numbers = [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            stamps.append(_numbers(line, 1, path, number, "a timestamp in seconds")[0])
+            line_numbers.append(number)
     if len(stamps) != num_poses:
         raise ValueError(
             f"{path} has {len(stamps)} timestamps but the poses file has {num_poses} poses; give one "
@@ -150,8 +154,9 @@ def _read_times(path: Path, num_poses: int) -> np.ndarray:
     stamps = np.array(stamps, dtype=np.float64)
     bad = np.flatnonzero(np.diff(stamps) <= 0)
     if bad.size:
+        i = int(bad[0]) + 1
         raise ValueError(
-            f"{path}, line {bad[0] + 2}: timestamp {stamps[bad[0] + 1]!r} does not increase on the previous "
-            f"one ({stamps[bad[0]]!r}); timestamps must be strictly increasing"
+            f"{path}, line {line_numbers[i]}: timestamp {stamps[i]!r} does not increase on the previous one "
+            f"({stamps[i - 1]!r}); timestamps must be strictly increasing"
         )
     return stamps
