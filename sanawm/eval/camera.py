@@ -93,7 +93,8 @@ class CameraMetrics:
     - cammc_per_frame[i]     = ‖[R_est,i | c_est,i] − [R_gt,i | c_gt,i]‖_F, the 3×4 camera-to-world blocks.
 
     The first kept frame is included (its error is 0 with align="none", and small but not 0 once the
-    estimate is aligned).
+    estimate is aligned). CamMC adds unitless rotation entries to translations, so it depends on the
+    ground truth's length unit; `alignment` is the `Sim3` that was applied to the relative estimate.
 
     rot_err, trans_err and cammc reduce the per-frame values over the kept frames with `reduce`:
     "mean" is the SANA-WM-Bench convention (the numbers of SPEC §8 are means); "sum" is the CameraCtrl /
@@ -118,7 +119,7 @@ class CameraMetrics:
     def convention(self) -> str:
         """One line naming how the numbers were computed, e.g. for a results table caption."""
         return (
-            f"{self.reduce} over {len(self.frame_indices)} frames (every {self.every}th), both paths "
+            f"{self.reduce} over {len(self.frame_indices)} frames (indices 0::{self.every}), both paths "
             f"relative to their first frame, estimate aligned with {self.align}; RotErr in degrees, "
             "TransErr and CamMC in ground-truth units"
         )
