@@ -1,8 +1,8 @@
 """Datasets: clip folders (video + cameras + optional depth + meta), manifests, a PyTorch dataset, KITTI."""
 
 from .clip import Clip, ClipMeta, is_complete_clip, read_clip, write_clip
-from .dataset import ClipDataset, resize_crop_geometry, resize_crop_intrinsics
-from .kitti import convert_kitti_sequence, read_kitti_calib
+from .dataset import ClipDataset
+from .kitti import convert_kitti_sequence
 from .manifest import ManifestEntry, read_manifest, write_manifest
 from .video import read_video, video_info, write_video
 
@@ -14,12 +14,9 @@ __all__ = [
     "convert_kitti_sequence",
     "is_complete_clip",
     "read_clip",
-    "read_kitti_calib",
     "read_manifest",
-    "resize_crop_geometry",
-    "resize_crop_intrinsics",
-    "video_info",
     "read_video",
+    "video_info",
     "write_clip",
     "write_manifest",
     "write_video",

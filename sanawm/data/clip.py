@@ -289,9 +289,15 @@ def write_clip(
             with open(tmp / DEPTH, "wb") as fh:
                 np.savez_compressed(fh, depth=depth)
         (tmp / META).write_text(meta_text, encoding="utf-8")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
+        replaced = folder.exists()
+        if replaced:
+            os.replace(folder, old)  # a directory cannot be renamed onto a non-empty one
+        try:
+            os.replace(tmp, folder)
+        except BaseException:
+            if replaced:
+                os.replace(old, folder)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,8 @@ to (max(H, round(h·scale)), max(W, round(w·scale))) and cropped to (H, W) at o
 
     fx' = fx·sx,  cx' = cx·sx − left,  fy' = fy·sy,  cy' = cy·sy − top,
 
-i.e. image point (u, v) moves to (u·sx − left, v·sy − top), as in the release.
+i.e. image point (u, v) moves to (u·sx − left, v·sy − top), as in the release (the geometry is
+`sanawm.cameras.image_ops`; see there for the half-pixel gap of this convention).
 """
 
 from __future__ import annotations
@@ -22,45 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..cameras.image_ops import crop_intrinsics, resize_and_center_crop_size, resize_intrinsics
 from .clip import read_clip
 from .manifest import ManifestEntry, read_manifest
-
-
-def resize_crop_geometry(
-    src: tuple[int, int], dst: tuple[int, int], offset_fraction: tuple[float, float] | None = None
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Aspect-preserving cover resize then crop of a (h, w) image to (H, W).
-
-    Args:
-        src: (h, w) source size. dst: (H, W) target size.
-        offset_fraction: where to crop, as fractions in [0, 1] of the free room (top, left); None centres.
-
-    Returns:
-        ((rh, rw) resized size, (top, left) crop offsets in the resized image).
-    """
-    (h, w), (th, tw) = src, dst
-    scale = max(th / h, tw / w)
-    rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
-    if offset_fraction is None:
-        top, left = (rh - th) // 2, (rw - tw) // 2
-    else:
-        top = min(rh - th, int(offset_fraction[0] * (rh - th + 1)))
-        left = min(rw - tw, int(offset_fraction[1] * (rw - tw + 1)))
-    return (rh, rw), (top, left)
-
-
-def resize_crop_intrinsics(
-    intrinsics: np.ndarray, src: tuple[int, int], resized: tuple[int, int], offset: tuple[int, int]
-) -> np.ndarray:
-    """(F, 4) (fx, fy, cx, cy) of a (h, w) image -> those of its resize to `resized` cropped at `offset`."""
-    (h, w), (rh, rw), (top, left) = src, resized, offset
-    sx, sy = rw / w, rh / h
-    out = np.array(intrinsics, dtype=np.float64, copy=True)
-    out[:, 0] *= sx
-    out[:, 2] = out[:, 2] * sx - left
-    out[:, 1] *= sy
-    out[:, 3] = out[:, 3] * sy - top
-    return out
 
 
 class ClipDataset(Dataset):
@@ -144,14 +109,16 @@ class ClipDataset(Dataset):
         intrinsics = clip.trajectory.intrinsics[indices]
         src = clip.meta.size
         if self.size is not None and self.size != src:
-            fraction = tuple(rng.random(2)) if self.random_crop else None
-            resized, (top, left) = resize_crop_geometry(src, self.size, fraction)
+            resized, (left, top) = resize_and_center_crop_size(src, self.size)
+            (th, tw), (rh, rw) = self.size, resized
+            if self.random_crop:
+                top, left = int(rng.integers(0, rh - th + 1)), int(rng.integers(0, rw - tw + 1))
             if resized != src:
                 frames = F.interpolate(
                     frames, size=resized, mode="bilinear", align_corners=False, antialias=True
                 )
-            frames = frames[:, :, top : top + self.size[0], left : left + self.size[1]]
-            intrinsics = resize_crop_intrinsics(intrinsics, src, resized, (top, left))
+            frames = frames[:, :, top : top + th, left : left + tw]
+            intrinsics = crop_intrinsics(resize_intrinsics(intrinsics, src, resized), (left, top))
         video = (frames / 127.5 - 1.0).clamp_(-1.0, 1.0).contiguous()
         return {
             "video": video,
@@ -163,4 +130,4 @@ class ClipDataset(Dataset):
         }
 
 
-__all__ = ["ClipDataset", "resize_crop_geometry", "resize_crop_intrinsics"]
+__all__ = ["ClipDataset"]

@@ -5,10 +5,12 @@ Expected layout of a sequence folder (as ../shared/data/real/kitti07):
     image_0/000000.png|jpg ...  left greyscale camera, one image a frame
     poses.txt   one row-major 3x4 camera-to-world matrix a line (camera 0, OpenCV axes, metres)
     calib.txt   "P0: ..." 3x4 projection matrix: fx = P[0,0], fy = P[1,1], cx = P[0,2], cy = P[1,2]
-    times.txt   one timestamp (seconds) a line
+    times.txt   optional, one timestamp (seconds) a line
 
-Greyscale frames become RGB by replication. An odd height or width loses its last row or column
-(H.264 needs even sizes); that crop keeps fx, fy, cx, cy as they are.
+Poses, intrinsics and timestamps are parsed by `sanawm.cameras.formats.kitti.read_kitti`. Greyscale
+frames become RGB by replication. An odd height or width loses its last row or column (H.264 needs
+even sizes); that crop keeps fx, fy, cx, cy as they are. The video is stored at KITTI's nominal 10 fps;
+the measured timestamps (about 9.65 Hz) are kept in cameras.npz.
 """
 
 from __future__ import annotations
@@ -20,34 +22,11 @@ import numpy as np
 from PIL import Image
 
 from ..cameras import Trajectory
+from ..cameras.formats.kitti import read_kitti
 from .clip import write_clip
 
 KITTI_FPS = 10.0
 KITTI_LICENCE = "CC BY-NC-SA 3.0"
-
-
-def _read_matrix_rows(path: Path, width: int) -> np.ndarray:
-    try:
-        rows = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as err:
-        raise ValueError(f"{path} is not a table of numbers ({err})") from None
-    if rows.shape[1] != width:
-        raise ValueError(f"{path} has {rows.shape[1]} numbers a line, expected {width}")
-    return rows
-
-
-def read_kitti_calib(path) -> np.ndarray:
-    """(4,) (fx, fy, cx, cy) of camera 0 from a KITTI calib.txt (its P0 line)."""
-    path = Path(path)
-    for line in path.read_text().splitlines():
-        key, _, values = line.partition(":")
-        if key.strip() == "P0":
-            p = np.array(values.split(), dtype=np.float64)
-            if p.size != 12:
-                raise ValueError(f"{path}: P0 has {p.size} numbers, expected 12 (a row-major 3x4 matrix)")
-            p = p.reshape(3, 4)
-            return np.array([p[0, 0], p[1, 1], p[0, 2], p[1, 2]])
-    raise ValueError(f"{path} has no 'P0:' line; it is not a KITTI odometry calib.txt")
 
 
 def convert_kitti_sequence(
@@ -68,19 +47,18 @@ def convert_kitti_sequence(
     """
     seq_dir = Path(seq_dir)
     image_dir = seq_dir / "image_0"
-    for required in (image_dir, seq_dir / "poses.txt", seq_dir / "calib.txt", seq_dir / "times.txt"):
+    for required in (image_dir, seq_dir / "poses.txt", seq_dir / "calib.txt"):
         if not required.exists():
             raise FileNotFoundError(
                 f"KITTI sequence {seq_dir} lacks {required.name}; a sequence folder holds image_0/, "
-                "poses.txt, calib.txt and times.txt"
+                "poses.txt, calib.txt and (optionally) times.txt"
             )
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    poses = _read_matrix_rows(seq_dir / "poses.txt", 12).reshape(-1, 3, 4)
-    times = _read_matrix_rows(seq_dir / "times.txt", 1)[:, 0]
-    if not (len(images) == len(poses) == len(times)):
+    cameras = read_kitti(seq_dir)  # poses, P0 intrinsics, timestamps when times.txt exists
+    if len(images) != len(cameras):
         raise ValueError(
-            f"KITTI sequence {seq_dir} has {len(images)} images, {len(poses)} poses and {len(times)} "
-            "timestamps; they must match one to one"
+            f"KITTI sequence {seq_dir} has {len(images)} images in image_0/ but {len(cameras)} poses in "
+            "poses.txt; they must match one to one"
         )
     n = len(images) if max_frames is None else min(int(max_frames), len(images))
     if n < 1:
@@ -101,21 +79,21 @@ def convert_kitti_sequence(
         frames[i] = grey[:h, :w, None]
 
     trajectory = Trajectory(
-        c2w=poses[:n],
-        intrinsics=read_kitti_calib(seq_dir / "calib.txt"),
+        c2w=cameras.c2w[:n],
+        intrinsics=cameras.intrinsics[:n],
         image_size=(h, w),
         fps=KITTI_FPS,
-        timestamps=times[:n],
+        timestamps=None if cameras.timestamps is None else cameras.timestamps[:n],
     )
     match = re.search(r"(\d+)$", seq_dir.resolve().name)
     seq_id = match.group(1) if match else seq_dir.resolve().name
+    if caption is None:
+        caption = f"a drive through a suburban street, KITTI odometry sequence {seq_id}"
     return write_clip(
         out_dir,
         frames,
         trajectory,
-        caption=caption
-        if caption is not None
-        else f"a drive through a suburban street, KITTI odometry sequence {seq_id}",
+        caption=caption,
         source=f"KITTI odometry {seq_id}",
         licence=KITTI_LICENCE,
         scene_seed=None,
@@ -129,4 +107,4 @@ def convert_kitti_sequence(
     )
 
 
-__all__ = ["KITTI_FPS", "KITTI_LICENCE", "convert_kitti_sequence", "read_kitti_calib"]
+__all__ = ["KITTI_FPS", "KITTI_LICENCE", "convert_kitti_sequence"]
