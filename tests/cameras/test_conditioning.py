@@ -115,3 +115,55 @@ def _some_rigid_transform() -> np.ndarray:
     g = np.eye(4)
     g[:3, :3], g[:3, 3] = rz @ rx, [1.5, -2.0, 0.25]
     return g
+
+
+def _random_cameras(n=5, seed=0):
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    c2w = np.tile(np.eye(4), (n, 1, 1))
+    c2w[:, :3, :3] = Rotation.random(n, random_state=seed).as_matrix()
+    c2w[:, :3, 3] = rng.normal(size=(n, 3))
+    k = np.stack(
+        [rng.uniform(40, 80, n), rng.uniform(40, 80, n), rng.uniform(20, 40, n), rng.uniform(10, 20, n)], 1
+    )
+    return torch.from_numpy(c2w), torch.from_numpy(k)
+
+
+def test_rays_of_pixel_centres_reproject_to_the_same_pixels():
+    c2w, k = _random_cameras()
+    H, W = 24, 48
+    rays = plucker_rays(c2w, k, H, W)
+    d, o = rays[..., :3], c2w[:, None, None, :3, 3]
+    points = o + 2.5 * d  # a point along each ray
+    cam = torch.einsum("fji,fhwj->fhwi", c2w[:, :3, :3], points - o)  # world -> camera (R^T (p - o))
+    u = k[:, 0, None, None] * cam[..., 0] / cam[..., 2] + k[:, 2, None, None]
+    v = k[:, 1, None, None] * cam[..., 1] / cam[..., 2] + k[:, 3, None, None]
+    vv, uu = torch.meshgrid(torch.arange(H, dtype=u.dtype), torch.arange(W, dtype=u.dtype), indexing="ij")
+    assert torch.allclose(u, uu.expand_as(u), atol=1e-9) and torch.allclose(v, vv.expand_as(v), atol=1e-9)
+
+
+def test_pure_translation_keeps_directions_and_shifts_moments():
+    c2w, k = _random_cameras()
+    moved = c2w.clone()
+    shift = torch.tensor([0.3, -1.2, 2.0], dtype=c2w.dtype)
+    moved[:, :3, 3] += shift
+    a, b = plucker_rays(c2w, k, 8, 12), plucker_rays(moved, k, 8, 12)
+    assert torch.allclose(a[..., :3], b[..., :3], atol=1e-12)
+    expected = a[..., 3:] + torch.cross(shift.expand_as(a[..., :3]), a[..., :3], dim=-1)
+    assert torch.allclose(b[..., 3:], expected, atol=1e-12)
+
+
+def test_plucker_channel_packing_order():
+    """Channel 6*f + c of latent frame k holds component c of raw frame groups[k][f]."""
+    c2w = np.tile(np.eye(4), (17, 1, 1))
+    c2w[:, 0, 3] = np.arange(17) * 0.1  # each raw frame distinguishable by its moment
+    cam = latent_camera_inputs(c2w, [40.0, 40.0, 31.0, 15.0], image_size=(64, 96))
+    rel = torch.from_numpy(c2w)
+    k_lat = torch.tensor([[40.0, 40.0, 31.0, 15.0]] * 17, dtype=torch.float64) / 32
+    rays = plucker_rays(rel, k_lat, 2, 3)  # (17, 2, 3, 6)
+    for k_idx, group in enumerate(raw_to_latent_frame_groups(17)):
+        for f, raw in enumerate(group):
+            for c in range(6):
+                got = cam.plucker[6 * f + c, k_idx].double()
+                assert torch.allclose(got, rays[raw, ..., c], atol=1e-6), (k_idx, f, c)
