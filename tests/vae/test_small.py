@@ -1,0 +1,135 @@
+"""SmallVideoVAE: our trainable causal video VAE (the "tiny" preset, ~0.33M parameters)."""
+
+import json
+
+import pytest
+import torch
+
+from sanawm.vae import (
+    SMALL_VAE_PRESETS,
+    SmallVAEConfig,
+    SmallVideoVAE,
+    VideoVAE,
+    estimate_latent_stats,
+    vae_loss,
+)
+
+TINY = SMALL_VAE_PRESETS["tiny"]
+
+
+def _video(frames, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, frames, size, size, generator=g) * 2 - 1
+
+
+def _tiny(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return SmallVideoVAE(SmallVAEConfig(**{**TINY.__dict__, **overrides}))
+
+
+def test_shapes_strides_and_size():
+    vae = _tiny()
+    assert isinstance(vae, VideoVAE)
+    assert sum(p.numel() for p in vae.parameters()) < 5_000_000
+    assert (vae.temporal_stride, vae.spatial_stride, vae.latent_channels) == (8, 32, 8)
+    with torch.no_grad():
+        latents = vae.encode(_video(17, 64))
+        assert latents.shape == (1, 8, 3, 2, 2)
+        assert vae.decode(latents).shape == (1, 3, 17, 64, 64)
+        assert vae.encode(_video(1)).shape == (1, 8, 1, 1, 1)
+    with pytest.raises(ValueError, match="use 9 or 17 frames"):
+        vae.encode(_video(10))
+
+
+def test_save_load_roundtrip_is_bit_exact(tmp_path):
+    vae = _tiny(decoder_causal=False)
+    vae.set_latent_stats(torch.linspace(-1, 1, 8), torch.linspace(0.5, 2, 8))
+    vae.save_pretrained(tmp_path / "vae")
+    config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    assert config["_class_name"] == "SmallVideoVAE" and config["decoder_causal"] is False
+    loaded = SmallVideoVAE.from_pretrained(tmp_path / "vae")
+    assert loaded.config == vae.config
+    state, loaded_state = vae.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys()
+    assert all(torch.equal(state[k], loaded_state[k]) for k in state)
+    clip = _video(9)
+    with torch.no_grad():
+        assert torch.equal(vae.encode(clip), loaded.encode(clip))
+        assert torch.equal(vae.decode(vae.encode(clip)), loaded.decode(loaded.encode(clip)))
+
+
+def test_load_errors_name_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected config.json and model.safetensors"):
+        SmallVideoVAE.from_pretrained(tmp_path)
+    _tiny().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "_class_name": "AutoencoderKL"}))
+    with pytest.raises(ValueError, match="expected 'SmallVideoVAE'"):
+        SmallVideoVAE.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "width": 3}))
+    with pytest.raises(ValueError, match=r"unknown fields \['width'\]"):
+        SmallVideoVAE.from_pretrained(tmp_path)
+
+
+def _smooth_clip(frames=9, size=32):
+    t = torch.arange(frames, dtype=torch.float32).view(-1, 1, 1)
+    y = torch.arange(size, dtype=torch.float32).view(1, -1, 1)
+    x = torch.arange(size, dtype=torch.float32).view(1, 1, -1)
+    channels = torch.broadcast_tensors(
+        torch.sin(0.3 * x + 0.2 * t), torch.cos(0.25 * y - 0.15 * t), torch.sin(0.2 * (x + y) + 0.1 * t)
+    )
+    return 0.8 * torch.stack(channels)[None]
+
+
+def test_a_few_optimisation_steps_reduce_the_loss():
+    vae = _tiny()
+    clip = _smooth_clip()
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    losses = []
+    for step in range(12):
+        out = vae_loss(vae, clip, generator=torch.Generator().manual_seed(step))
+        assert set(out) == {"loss", "l1", "l2", "kl"}
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_latent_stats_normalise_the_latents():
+    vae = _tiny()
+    clips = [_video(9, seed=s) for s in range(3)]
+    mean, std = estimate_latent_stats(vae, clips)
+    vae.set_latent_stats(mean, std)
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(c) for c in clips], dim=2)
+        torch.testing.assert_close(latents.mean((0, 2, 3, 4)), torch.zeros(8), rtol=0, atol=1e-4)
+        torch.testing.assert_close(
+            latents.std((0, 2, 3, 4), unbiased=False), torch.ones(8), rtol=0, atol=1e-3
+        )
+        # denormalize inverts normalize
+        torch.testing.assert_close(vae.denormalize(vae.normalize(latents)), latents, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="must be positive"):
+        vae.set_latent_stats(mean, -std)
+
+
+@pytest.mark.parametrize("decoder_causal", [True, False])
+def test_temporal_tiling(decoder_causal):
+    """The tiny preset's encoder reaches 11 latent frames back (85 raw frames); its decoder 10 latent
+    frames back when causal, 5 each way when not. Tiled == untiled (1e-5) once the overlap covers that
+    (11; 10 or 2 x 5 + 1); below, the error falls with the overlap."""
+    vae = _tiny(decoder_causal=decoder_causal)
+    clip = _video(8 * 15 + 1, seed=2)  # 16 latent frames, 3 tiles of 13
+    with torch.no_grad():
+        latents = vae.encode(clip)
+        video = vae.decode(latents)
+        torch.testing.assert_close(
+            vae.encode(clip, tile_latent_frames=13, overlap=11), latents, rtol=0, atol=1e-5
+        )
+        tiled = vae.decode(latents, tile_latent_frames=13, overlap=10 if decoder_causal else 11)
+        torch.testing.assert_close(tiled, video, rtol=0, atol=1e-5)
+        errors = [
+            (vae.decode(latents, tile_latent_frames=6, overlap=overlap) - video).abs().max().item()
+            for overlap in (1, 3)
+        ]
+    assert errors[0] > errors[1] > 1e-5
