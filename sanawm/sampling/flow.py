@@ -18,7 +18,7 @@ drops the text (negative prompt) and/or the camera.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -73,17 +73,22 @@ class Guidance:
 
 @dataclass(frozen=True)
 class EulerSchedule:
-    """σ_0 = 1 > σ_1 > ... > σ_N = 0 from diffusers' FlowMatchEulerDiscreteScheduler with `shift`."""
+    """σ_0 = 1 > σ_1 > ... > σ_N = 0 from diffusers' FlowMatchEulerDiscreteScheduler: built with
+    `shift`, or from a pipeline's `scheduler_config` (whose own shift then applies) when given."""
 
     steps: int = 60
     shift: float = 8.0
+    scheduler_config: dict | None = field(default=None, compare=False)
 
     def sigmas(self) -> torch.Tensor:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.shift)
+        if self.scheduler_config:
+            scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler_config)
+        else:
+            scheduler = FlowMatchEulerDiscreteScheduler(shift=self.shift)
         scheduler.set_timesteps(self.steps)
         return scheduler.sigmas.to(torch.float32)
 

@@ -1,0 +1,256 @@
+"""`WorldModelPipeline`: first frame + camera path (+ prompt) -> video that follows the camera.
+
+Glue and I/O only: the network (`sanawm.model`), the samplers (`sanawm.sampling`), the VAE
+(`sanawm.vae`) and the text encoder (`sanawm.text`) are separate, swappable components.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..cameras import Trajectory, actions_to_trajectory, latent_camera_inputs
+from ..cameras.image_ops import resize_and_center_crop_image
+from ..model import SanaWMTransformer, from_diffusers
+from ..sampling import (
+    Conditions,
+    EulerSchedule,
+    FewStepSchedule,
+    Guidance,
+    chunk_layout,
+    sample_bidirectional,
+    sample_chunked,
+)
+from ..text import Gemma2TextEncoder, NullTextEncoder, TextEncoder
+from ..vae import LTX2VAE, VideoVAE
+
+MODES = ("bidirectional", "chunk-causal", "streaming")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How to generate. `num_frames` wins over `seconds`; either is snapped down to 8k+1 frames."""
+
+    seconds: float | None = 10.0
+    num_frames: int | None = None
+    fps: float = 16.0
+    height: int = 704
+    width: int = 1280
+    mode: str = "bidirectional"
+    steps: int = 60
+    shift: float = 8.0
+    timesteps: tuple[float, ...] | None = None  # a few-step list (distilled students) instead of `steps`
+    guidance: float = 5.0
+    guidance_drops_camera: bool = False
+    negative_prompt: str = ""
+    seed: int = 0
+    chunk: int = 3
+    first_chunk: int = 4
+    kv_window: int | None = 2
+    fov_deg: float = 60.0  # horizontal field of view used when no intrinsics are given
+    decode_tile_latent_frames: int | None = 16
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.num_frames is None and self.seconds is None:
+            raise ValueError("give seconds or num_frames")
+
+    def frames_wanted(self) -> int:
+        n = self.num_frames if self.num_frames is not None else int(round(self.seconds * self.fps)) + 1
+        if n < 1:
+            raise ValueError(f"asked for {n} frames; need at least 1")
+        return (n - 1) // 8 * 8 + 1
+
+
+@dataclass
+class GenerationResult:
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    trajectory: Trajectory  # the cameras used, intrinsics in output pixels
+    latents: torch.Tensor  # (1, C, T, h, w)
+    timings: dict = field(default_factory=dict)
+
+
+class WorldModelPipeline:
+    def __init__(
+        self,
+        transformer: SanaWMTransformer,
+        vae: VideoVAE,
+        text_encoder: TextEncoder,
+        scheduler_config: dict | None = None,
+    ) -> None:
+        if transformer.cfg.in_channels != vae.latent_channels:
+            raise ValueError(
+                f"the network reads {transformer.cfg.in_channels}-channel latents but the VAE makes "
+                f"{vae.latent_channels}; use the VAE the network was trained with"
+            )
+        self.transformer, self.vae, self.text_encoder = transformer.eval(), vae.eval(), text_encoder
+        self.scheduler_config = scheduler_config or {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # ---- loading ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path, dtype: torch.dtype = torch.float32, device="cpu") -> WorldModelPipeline:
+        """Load a diffusers-format SANA-WM pipeline folder (transformer/, vae/, text_encoder/,
+        tokenizer/, scheduler/) from local disk. Nothing is downloaded."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model folder {folder} does not exist")
+        if not (folder / "transformer" / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} is not a SANA-WM pipeline folder: expected transformer/config.json (and vae/, "
+                "text_encoder/, tokenizer/, scheduler/), as SanaWMPipeline.save_pretrained writes"
+            )
+        transformer = from_diffusers(folder / "transformer", dtype=dtype, device=device)
+        vae = LTX2VAE.from_pretrained(folder / "vae", dtype=dtype, device=device)
+        if (folder / "text_encoder").is_dir():
+            text = Gemma2TextEncoder.from_pretrained(folder, dtype=dtype, device=device)
+        else:
+            text = NullTextEncoder(transformer.cfg.caption_channels, dtype=dtype, device=device)
+        sched = folder / "scheduler" / "scheduler_config.json"
+        scheduler_config = json.loads(sched.read_text()) if sched.is_file() else None
+        return cls(transformer, vae, text, scheduler_config)
+
+    # ---- inputs -----------------------------------------------------------------------------------
+
+    def camera_path(
+        self, cfg: GenerationConfig, trajectory=None, actions=None, intrinsics=None, image_size=None
+    ) -> Trajectory:
+        """The raw-frame camera path of the clip: from `actions` or a `Trajectory`, trimmed to the
+        requested length (8k+1 frames), intrinsics in the source image's pixels."""
+        if (trajectory is None) == (actions is None):
+            raise ValueError("give exactly one of trajectory= (poses) or actions= (a key-action string)")
+        if actions is not None:
+            trajectory = actions_to_trajectory(actions, fps=cfg.fps)
+        want = cfg.frames_wanted()
+        if len(trajectory) < want:
+            have = (len(trajectory) - 1) / cfg.fps
+            raise ValueError(
+                f"the trajectory has {len(trajectory)} poses but {want} frames "
+                f"({(want - 1) / cfg.fps:g} s at {cfg.fps:g} fps) were asked for; ask for {have:g} s, "
+                f"extend the path, or resample it to "
+                f"{want} frames with sanawm.cameras.resample.resample(traj, num_frames={want})"
+            )
+        c2w = trajectory.c2w[:want]
+        if intrinsics is None:
+            intrinsics = trajectory.intrinsics[:want] if trajectory.intrinsics is not None else None
+        if intrinsics is None:
+            h, w = image_size
+            f = (w / 2) / math.tan(math.radians(cfg.fov_deg) / 2)
+            intrinsics = [f, f, w / 2, h / 2]
+        return Trajectory(c2w, intrinsics, image_size, cfg.fps)
+
+    def prepare_image(self, image, path: Trajectory, cfg: GenerationConfig):
+        """Resize and centre-crop the first frame to (height, width) as the release does, moving the
+        intrinsics with it. Returns (pixels (1, 3, H, W) in [-1, 1], trajectory at output size)."""
+        if isinstance(image, (str, Path)):
+            try:
+                image = Image.open(image)
+                image.load()
+            except (OSError, ValueError) as err:
+                raise ValueError(f"cannot read the image {image}: {err}") from None
+        image = image.convert("RGB")
+        cropped, k = resize_and_center_crop_image(image, (cfg.height, cfg.width), path.intrinsics)
+        pixels = (
+            torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+        )
+        return pixels, replace(path, intrinsics=k, image_size=(cfg.height, cfg.width))
+
+    # ---- generation -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image,
+        prompt: str = "",
+        trajectory: Trajectory | None = None,
+        actions: str | None = None,
+        intrinsics=None,
+        config: GenerationConfig = GenerationConfig(),
+        progress=None,
+    ) -> GenerationResult:
+        """Generate a video. `intrinsics` are in the input image's pixels (default: `config.fov_deg`)."""
+        cfg = config
+        img_size = _image_size(image)
+        path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
+        pixels, path = self.prepare_image(image, path, cfg)
+        latents = self.sample_latents(pixels, path, prompt, cfg, progress)
+        video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
+        frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
+        return GenerationResult(frames.cpu().numpy(), path, latents)
+
+    def sample_latents(self, pixels, path: Trajectory, prompt: str, cfg: GenerationConfig, progress=None):
+        device, dtype = self.device, next(self.transformer.parameters()).dtype
+        first = self.vae.encode(pixels[:, :, None].to(device, self.vae.dtype)).to(dtype)
+        cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
+        camera, plucker = cam.batched()
+        text, mask = self.text_encoder.encode([prompt])
+        neg, neg_mask = self.text_encoder.encode_negative([cfg.negative_prompt])
+        cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
+        T = camera.shape[1]
+        g = torch.Generator(device=device).manual_seed(cfg.seed)
+        noise = torch.randn(1, first.shape[1], T, *first.shape[-2:], generator=g, device=device, dtype=dtype)
+        guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)
+        neg, neg_mask = neg.to(device, dtype), neg_mask.to(device)
+        if cfg.mode == "bidirectional":
+            schedule = EulerSchedule(cfg.steps, cfg.shift, self.scheduler_config)
+            return sample_bidirectional(
+                self.transformer, noise, first, cond, schedule, guidance, neg, neg_mask, progress
+            )
+        schedule = (
+            FewStepSchedule(tuple(cfg.timesteps))
+            if cfg.timesteps is not None
+            else EulerSchedule(cfg.steps, cfg.shift, self.scheduler_config)
+        )
+        chunks = chunk_layout(T, cfg.chunk, cfg.first_chunk)
+        on_chunk = None if progress is None else (lambda i, x: progress(i + 1, len(chunks)))
+        renoise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+
+        def renoise(i, step):
+            return torch.randn(
+                1,
+                first.shape[1],
+                chunks[i],
+                *first.shape[-2:],
+                generator=renoise_gen,
+                device=device,
+                dtype=dtype,
+            )
+
+        return sample_chunked(
+            self.transformer,
+            noise,
+            first,
+            cond,
+            chunks,
+            schedule,
+            guidance,
+            neg,
+            neg_mask,
+            kv_window=cfg.kv_window,
+            streaming=cfg.mode == "streaming",
+            renoise=renoise,
+            on_chunk=on_chunk,
+        )
+
+
+def _image_size(image) -> tuple[int, int]:
+    if isinstance(image, (str, Path)):
+        if not Path(image).is_file():
+            raise FileNotFoundError(f"image {image} does not exist")
+        try:
+            with Image.open(image) as im:
+                return im.height, im.width
+        except OSError as err:
+            raise ValueError(f"cannot read the image {image}: {err}") from None
+    return image.height, image.width
