@@ -1,0 +1,59 @@
+"""`sanawm generate` writes a real mp4, its cameras and a plot; errors leave nothing behind."""
+
+import json
+
+from sanawm.cli.main import main
+from sanawm.data import video_info
+
+from .test_world_model import _image
+
+
+def test_generate_writes_video_cameras_and_plot(reference_pipeline_folder, tmp_path, capsys):
+    image = tmp_path / "first.png"
+    _image().save(image)
+    out = tmp_path / "clips" / "walk.mp4"
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(reference_pipeline_folder),
+            "--image",
+            str(image),
+            "--actions",
+            "w-16,l-16",
+            "--seconds",
+            "2",
+            "--height",
+            "64",
+            "--width",
+            "64",
+            "--steps",
+            "2",
+            "--guidance",
+            "2",
+            "--mode",
+            "streaming",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp32",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 33
+    frames, fps, size = video_info(out)
+    assert (frames, fps, size) == (33, 16.0, (64, 64))
+    cams = json.loads((tmp_path / "clips" / "walk.cameras.json").read_text())
+    assert len(cams["frames"]) == 33 and cams["image_size"] == [64, 64]
+    assert (tmp_path / "clips" / "walk.trajectory.png").stat().st_size > 1000
+
+
+def test_generate_errors_name_the_fix(tmp_path, capsys):
+    assert main(["generate", "--image", "x.png", "--actions", "w-8"]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path), "--image", "x.png", "--actions", "w-8"]) == 2
+    assert "pipeline folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
