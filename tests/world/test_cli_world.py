@@ -39,6 +39,15 @@ def test_render_writes_clips_resumes_and_shows(tmp_path, capsys):
     depth = clip.depth()
     assert depth.shape == (5, 32, 48) and (depth[np.isfinite(depth)] > 0.3).all()
 
+    # The dataset class reads rendered clips like any other: frames, cameras, caption, resized intrinsics.
+    from sanawm.data import ClipDataset
+
+    item = ClipDataset(out, num_frames=5, size=(16, 24))[0]
+    assert item["video"].shape == (5, 3, 16, 24) and float(item["video"].abs().max()) <= 1.0
+    assert np.allclose(item["c2w"].numpy(), clip.trajectory.c2w, atol=1e-5)
+    assert np.allclose(item["intrinsics"][0].numpy(), clip.trajectory.intrinsics[0] / 2, atol=1e-5)
+    assert item["caption"] == clip.meta.caption
+
     # Resumable: the finished clips are skipped, a missing one is rendered.
     assert main(args[:3] + ["3"] + args[4:]) == 0
     again = _json(capsys)
