@@ -41,10 +41,14 @@ class CrossAttention(nn.Module):
         v = v.reshape(B, L, self.heads, -1).transpose(1, 2)
         mask = None
         if text_mask is not None:
-            mask = text_mask.bool()[:, None, None, :]
+            valid = text_mask.bool()
+            has_text = valid.any(-1, keepdim=True)
+            # A fully masked row is unmasked for the kernel (cuDNN attention returns NaN gradients for
+            # it) and its output zeroed below, so "no text" reads zero.
+            mask = (valid | ~has_text)[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        if text_mask is not None:  # rows with no valid key: zero, not NaN
-            out = out * text_mask.bool().any(-1).to(out.dtype)[:, None, None, None]
+        if text_mask is not None:
+            out = out * has_text.to(out.dtype)[:, :, None, None]
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 

@@ -41,13 +41,27 @@ def flow_matching_loss(
     plucker=None,
     chunks=None,
     frame_weight: torch.Tensor | None = None,
+    kv_window: int | None = None,
+    weight_total: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
     """Mean squared velocity error. `frame_weight` (B, T) can drop frames from the loss (e.g. a clean
-    conditioning first frame: weight 0)."""
+    conditioning first frame: weight 0).
+
+    The weighted loss is Σ w·err / `weight_total`, with `weight_total` = Σ w by default. Under data
+    parallelism pass the global batch's Σ w divided by the number of ranks: averaging the ranks'
+    gradients then gives exactly the gradient of the global batch's loss."""
     pred = model(
-        noisy_latents(x0, noise, sigma), sigma * 1000, text, text_mask, camera, plucker, chunks=chunks
+        noisy_latents(x0, noise, sigma),
+        sigma * 1000,
+        text,
+        text_mask,
+        camera,
+        plucker,
+        chunks=chunks,
+        kv_window=kv_window,
     )
     err = (pred.float() - velocity_target(x0, noise).float()).square().mean(dim=(1, 3, 4))  # (B, T)
     if frame_weight is None:
         return err.mean()
-    return (err * frame_weight).sum() / frame_weight.sum().clamp_min(1e-8)
+    total = frame_weight.sum() if weight_total is None else torch.as_tensor(weight_total)
+    return (err * frame_weight.to(err)).sum() / total.to(err).clamp_min(1e-8)
