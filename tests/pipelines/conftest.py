@@ -13,10 +13,9 @@ from diffusers import (  # noqa: E402
     SanaWMPipeline,
     SanaWMTransformer3DModel,
 )
-from transformers import Gemma2Config, Gemma2ForCausalLM  # noqa: E402
 
 from sanawm.model.config import ModelConfig  # noqa: E402
-from tests.text.test_encoders import build_tokenizer  # noqa: E402
+from tests.text.test_encoders import build_gemma, build_tokenizer  # noqa: E402
 from tests.vae.test_ltx2 import TINY_LTX2  # noqa: E402
 
 TEXT_DIM = 32
@@ -25,20 +24,7 @@ TEXT_DIM = 32
 def build_reference_pipeline(seed: int = 0) -> SanaWMPipeline:
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
-    text = Gemma2ForCausalLM(
-        Gemma2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=TEXT_DIM,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=16,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    ).eval()
+    text = build_gemma(tokenizer, TEXT_DIM)
     vae = AutoencoderKLLTX2Video(**TINY_LTX2).eval()
     with torch.no_grad():
         vae.latents_mean.copy_(torch.randn(TINY_LTX2["latent_channels"]) * 0.3)

@@ -40,14 +40,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-@pytest.fixture(scope="module")
-def gemma_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gemma2")
-    tokenizer = build_tokenizer()
-    tokenizer.save_pretrained(folder)
+def build_gemma(tokenizer, hidden_size: int = 32) -> Gemma2ForCausalLM:
+    """A tiny random Gemma-2 (2 layers) for `tokenizer`."""
     config = Gemma2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
+        hidden_size=hidden_size,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -57,8 +54,16 @@ def gemma_folder(tmp_path_factory):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+    return Gemma2ForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def gemma_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gemma2")
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    Gemma2ForCausalLM(config).save_pretrained(folder)
+    build_gemma(tokenizer).save_pretrained(folder)
     return folder
 
 
