@@ -309,10 +309,10 @@ def _fp32(x: GDNInputs) -> GDNInputs:
     """The scan runs in float32 at least (float64 stays float64)."""
 
     def up(t):
-        return None if t is None or t.dtype == torch.float64 else t.float()
+        if t is None or t.dtype == torch.float64:
+            return t
+        return t.float()
 
-    if x.k.dtype == torch.float64:
-        return x
     return GDNInputs(*(up(t) for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)))
 
 
