@@ -67,7 +67,7 @@ class DataSection:
     source: 'synthetic' (deterministic random tensors for smoke tests and CI, see
         `sanawm.training.data.SyntheticClips`), 'clips' (a `sanawm.data.ClipDataset` root `path`, encoded
         on the fly with the video VAE folder `vae` and the Gemma-2 folder `text_encoder`, None: no text)
-        or 'latents' (a latent-cache folder; not available yet).
+        or 'latents' (a latent-cache folder `path` written by `sanawm cache-latents`).
     batch_size: the global batch, over all ranks together.
     latent_frames: T; a clip of 8 (T − 1) + 1 raw frames (11: 5 s, 121: 60 s at 16 fps).
     size: (H, W) in pixels, multiples of 32; the latent grid is (H / 32, W / 32).
@@ -174,6 +174,9 @@ class RunSection:
         CPU the run is fp32 whatever this says.
     device: 'auto' (CUDA if present), 'cpu' or 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK.
     keep_checkpoints: how many of the latest checkpoints to keep (None: all).
+    context_parallel: ranks per context-parallel group c (under torchrun with W ranks: W / c data-parallel
+        groups of c consecutive ranks; each group reads the same samples and splits their latent frames,
+        so data.latent_frames must be a multiple of c). 1: plain data parallelism.
     """
 
     steps: int = 100
@@ -187,8 +190,11 @@ class RunSection:
     activation_checkpointing: bool = False
     progress: bool = True
     tensorboard: bool = True
+    context_parallel: int = 1
 
     def __post_init__(self) -> None:
+        if self.context_parallel < 1:
+            raise ValueError(f"run.context_parallel must be ≥ 1, got {self.context_parallel}")
         if self.steps < 0 or self.log_every < 1 or self.ckpt_every < 1 or self.seed < 0:
             raise ValueError("run.steps and run.seed must be ≥ 0, run.log_every and run.ckpt_every ≥ 1")
         if self.keep_checkpoints is not None and self.keep_checkpoints < 1:

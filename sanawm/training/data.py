@@ -12,7 +12,8 @@ Sources (`DataSection.source`):
 - 'clips': `ClipSamples`, windows of a `sanawm.data.ClipDataset` with their camera inputs (built in the
   loader workers); `ClipEncoder` turns each batch's video into VAE latents and its captions into text
   embeddings on the trainer's device.
-- 'latents': a latent cache, which does not exist yet (issue 5); asking for it is an error that says so.
+- 'latents': `sanawm.training.cache.LatentCache`, a folder written once by `sanawm cache-latents`
+  (normalised VAE latents, camera / Plücker inputs and text embeddings); training reads no pixels.
 """
 
 from __future__ import annotations
@@ -260,11 +261,28 @@ def build_dataset(data: DataSection, model: ModelConfig, seed: int) -> Dataset:
         if data.path is None:
             raise ValueError("data.source='clips' needs --data.path=ROOT, a dataset root with manifest.jsonl")
         return ClipSamples(data.path, data.latent_frames, data.size, seed)
-    raise ValueError(
-        f"data.source='latents' reads a latent-cache folder (data.path={data.path!r}) written by "
-        "`sanawm cache-latents`, which does not exist yet (issue 5: latent cache). Use --data.source=clips "
-        "(encodes on the fly) or --data.source=synthetic"
-    )
+    if data.path is None:
+        raise ValueError(
+            "data.source='latents' needs --data.path=DIR, a latent cache written by `sanawm cache-latents`"
+        )
+    from .cache import LatentCache
+
+    cache = LatentCache(data.path, text_dim=model.caption_channels)
+    want = (model.in_channels, data.latent_frames, *data.latent_size)
+    if cache.latent_shape != want:
+        raise ValueError(
+            f"the latent cache {data.path} holds latents {list(cache.latent_shape)} (C, T, h, w) but this "
+            f"run "
+            f"needs {list(want)} (model in_channels, data.latent_frames, data.size / 32); set "
+            f"--data.latent_frames={cache.latent_shape[1]} "
+            f"--data.size={cache.index['size'][0]},{cache.index['size'][1]} or re-cache"
+        )
+    if cache.text_dim != model.caption_channels:
+        raise ValueError(
+            f"the latent cache {data.path} holds {cache.text_dim}-d text embeddings but the model takes "
+            f"caption_channels={model.caption_channels}"
+        )
+    return cache
 
 
 def build_loader(

@@ -5,6 +5,13 @@ the plain single-process call. Under `torchrun --nproc-per-node N` (it sets RANK
 LOCAL_RANK): NCCL on CUDA, gloo on the CPU; the model is sharded with FSDP2 (`fully_shard` on every
 block, then on the root) for data parallelism, gradients are averaged over ranks, and rank 0 alone logs
 and writes checkpoints from full state dicts gathered with `torch.distributed.checkpoint.state_dict`.
+
+Context parallelism (`run.context_parallel` = c > 1): the W ranks form W / c groups of c consecutive
+ranks (`DistEnv.cp_group`); the ranks of a group read the same samples (data-parallel rank
+`dp_rank` = rank // c of `dp_size` = W / c) and each runs the network on its share of the latent frames
+(`sanawm.model.ops.context_parallel`). FSDP2 still shards over the whole world and averages gradients
+over all W ranks; the trainer scales each rank's loss by c so that this average is the sum over a
+CP group (the clip's gradient) averaged over the data-parallel groups.
 """
 
 from __future__ import annotations
@@ -34,6 +41,20 @@ class DistEnv:
     world_size: int
     local_rank: int
     device: torch.device
+    cp_size: int = 1
+    cp_group: dist.ProcessGroup | None = None
+
+    @property
+    def cp_rank(self) -> int:
+        return self.rank % self.cp_size
+
+    @property
+    def dp_rank(self) -> int:
+        return self.rank // self.cp_size
+
+    @property
+    def dp_size(self) -> int:
+        return self.world_size // self.cp_size
 
     @property
     def is_main(self) -> bool:
@@ -44,10 +65,16 @@ class DistEnv:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> DistEnv:
-    """Join torchrun's process group if launched by it; pick the device ('auto', 'cpu' or 'cuda')."""
+def init_distributed(device: str = "auto", context_parallel: int = 1) -> DistEnv:
+    """Join torchrun's process group if launched by it; pick the device ('auto', 'cpu' or 'cuda');
+    with `context_parallel` = c > 1, make the W / c context-parallel groups of c consecutive ranks."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world % context_parallel:
+        raise ValueError(
+            f"run.context_parallel={context_parallel} must divide the number of ranks ({world}); "
+            f"launch a multiple of {context_parallel} ranks with torchrun --nproc-per-node"
+        )
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
@@ -66,7 +93,13 @@ def init_distributed(device: str = "auto") -> DistEnv:
         dist.init_process_group(
             "nccl" if dev.type == "cuda" else "gloo", device_id=dev if dev.type == "cuda" else None
         )
-    return DistEnv(rank, world, local, dev)
+    cp_group = None
+    if context_parallel > 1:
+        for first in range(0, world, context_parallel):  # every rank creates every group
+            group = dist.new_group(list(range(first, first + context_parallel)))
+            if first <= rank < first + context_parallel:
+                cp_group = group
+    return DistEnv(rank, world, local, dev, context_parallel, cp_group)
 
 
 def shutdown(env: DistEnv) -> None:

@@ -24,6 +24,7 @@ import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.checkpoint import checkpoint
 
+from ..model.ops.context_parallel import ContextParallel
 from ..model.transformer import SanaWMTransformer
 from .checkpoint import (
     capture_rng,
@@ -56,7 +57,7 @@ from .flow_matching import flow_matching_loss
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
         self.cfg = cfg
-        self.env = env = init_distributed(cfg.run.device)
+        self.env = env = init_distributed(cfg.run.device, cfg.run.context_parallel)
         self.out_dir = Path(cfg.run.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
         resume_from = _check_out_dir(self.out_dir, self.ckpt_root, resume)
@@ -87,20 +88,22 @@ class Trainer:
     # ---- one step -------------------------------------------------------------------------------
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One optimizer step on this rank's slice of the global batch (G samples over W ranks).
+        """One optimizer step on this rank's slice of the global batch (G samples over the W / c
+        data-parallel groups; c = run.context_parallel, 1 without context parallelism).
 
         batch: latents / noise (b, C, T, H, W), text (b, L, D), text_mask (b, L), camera (b, T, 20),
-        plucker (b, 48, T, H, W), b = G / W ('clips': video and caption instead of latents and text).
-        Returns the global batch's loss and the gradient norm.
+        plucker (b, 48, T, H, W), b = G · c / W ('clips': video and caption instead of latents and text).
+        Under context parallelism every rank of a CP group holds the same b samples and keeps only its
+        T / c latent frames of each per-frame input. Returns the global batch's loss and gradient norm.
         """
         cfg, env = self.cfg, self.env
         G, T, dev = cfg.data.batch_size, cfg.data.latent_frames, env.device
         g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, self.step, 5))
         sigma, weight = cfg.flow.timesteps.sample(G, T, self.chunks, g)  # the global batch, every rank
         drop_text, drop_camera = cfg.flow.dropout.sample(G, g)
-        b = G // env.world_size
-        mine = slice(env.rank * b, (env.rank + 1) * b)
-        expected = self.position + env.rank * b
+        b = G // env.dp_size
+        mine = slice(env.dp_rank * b, (env.dp_rank + 1) * b)
+        expected = self.position + env.dp_rank * b
         if int(batch["position"][0]) != expected:
             raise RuntimeError(
                 f"data out of step: got sample {int(batch['position'][0])}, expected {expected}"
@@ -108,25 +111,39 @@ class Trainer:
 
         if self.encoder is not None:
             batch = self.encoder(batch)
+        latents, noise, text = batch["latents"].to(dev), batch["noise"].to(dev), batch["text"].to(dev)
         text_mask = batch["text_mask"].to(dev) & ~drop_text[mine, None].to(dev)
+        sigma, weight_mine = sigma[mine].to(dev), weight[mine].to(dev)
         camera = plucker = None
         if cfg.data.camera and not drop_camera:
             camera, plucker = batch["camera"].to(dev), batch["plucker"].to(dev)
+        model = self.model
+        if env.cp_size > 1:  # this rank's latent frames of every per-frame input
+            cp = ContextParallel.from_process_group(T, env.cp_group)
+            latents, noise = cp.local(latents, 2), cp.local(noise, 2)
+            sigma, weight_mine = cp.local(sigma, 1), cp.local(weight_mine, 1)
+            if camera is not None:
+                camera, plucker = cp.local(camera, 1), cp.local(plucker, 2)
+            model = functools.partial(self.model, cp=cp)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             loss = flow_matching_loss(
-                self.model,
-                batch["latents"].to(dev),
-                batch["noise"].to(dev),
-                sigma[mine].to(dev),
-                batch["text"].to(dev),
+                model,
+                latents,
+                noise,
+                sigma,
+                text,
                 text_mask,
                 camera,
                 plucker,
                 chunks=self.chunks,
-                frame_weight=weight[mine].to(dev),
+                frame_weight=weight_mine,
                 kv_window=cfg.flow.kv_window,
-                weight_total=weight.sum() / env.world_size,  # ranks' mean gradient = global gradient
+                weight_total=weight.sum() / env.dp_size,  # data-parallel ranks' mean gradient = global
             )
+        # Under context parallelism a rank's loss covers its frames only: the clip's loss is the sum
+        # over its CP group. FSDP averages gradients over all W = dp_size · cp_size ranks, so scaling by
+        # cp_size turns that average into the sum over each CP group averaged over the data-parallel groups.
+        loss = loss * env.cp_size
         loss.backward()
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip or math.inf)
@@ -155,7 +172,7 @@ class Trainer:
             say("sanawm train: run.precision=bf16 autocasts on CUDA only; this CPU run computes in fp32")
         metrics = MetricsLog(self.out_dir, env.is_main, cfg.run.tensorboard, self.step, say)
         loader = build_loader(
-            self.dataset, cfg.data, self.model_config, cfg.run.seed, self.position, env.rank, env.world_size
+            self.dataset, cfg.data, self.model_config, cfg.run.seed, self.position, env.dp_rank, env.dp_size
         )
         bar = _progress(cfg, env, self.step)
         last_ckpt, last_loss = self.resumed_from, None

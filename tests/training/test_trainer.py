@@ -133,8 +133,10 @@ def test_clips_source_encodes_video_with_the_vae_and_trains(tmp_path):
         Trainer(config(tmp_path / "y", "--data.source=clips"))
 
 
-def test_latent_cache_source_says_what_is_missing():
+def test_latent_cache_source_says_what_is_missing(tmp_path):
     cfg = load_config("tiny-smoke", ["--data.source=latents"])
-    with pytest.raises(ValueError, match="latent-cache") as err:
+    with pytest.raises(ValueError, match="needs --data.path"):
         build_dataset(cfg.data, cfg.model_config(), 0)
-    assert "--data.source=synthetic" in str(err.value)
+    cfg = load_config("tiny-smoke", ["--data.source=latents", f"--data.path={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="cache-latents"):
+        build_dataset(cfg.data, cfg.model_config(), 0)

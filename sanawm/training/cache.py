@@ -1,0 +1,218 @@
+"""The latent cache: encode a clip dataset once, train from latents instead of pixels.
+
+    cache_latents("data/worlds", "cache/worlds-256", vae, num_frames=17, size=(256, 256))
+    ds = LatentCache("cache/worlds-256")          # a torch Dataset, read lazily shard by shard
+
+Sample k is window w = k % windows_per_clip of clip i = k // windows_per_clip of the dataset (the window
+start and crop fixed by (seed, w) through `sanawm.data.ClipDataset`). Per sample a shard holds
+
+    {k}.latents    (C, T, h, w) float32   normalised VAE latents (the posterior mean)
+    {k}.camera     (T, 20)                `latent_camera_inputs` of the resized / cropped window
+    {k}.plucker    (48, T, h, w)
+    {k}.text       (L, D), {k}.text_mask (L,) bool    only with a text encoder
+
+and its metadata the captions and clip ids. Shard s (`shard_00000.safetensors`, ...) holds samples
+s·shard_size .. s·shard_size + shard_size − 1 and is written atomically (temporary file, then rename),
+so an interrupted run resumes by skipping the shards that exist. `index.json` (the cache's config: VAE
+folder and weight hash, size, frames, latent shape, text dim; and per sample its shard, key, clip and
+caption) is written last; a cache without it is unfinished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+
+from ..cameras import latent_camera_inputs
+
+INDEX = "index.json"
+FORMAT = "sanawm-latent-cache"
+VERSION = 1
+
+
+def shard_name(s: int) -> str:
+    return f"shard_{s:05d}.safetensors"
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """sha256 of a module's state dict (names, dtypes, shapes, bytes): identifies the VAE weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def cache_latents(
+    dataset_root,
+    out_dir,
+    vae,
+    text_encoder=None,
+    *,
+    num_frames: int,
+    size: tuple[int, int],
+    frame_stride: int = 1,
+    shard_size: int = 64,
+    windows_per_clip: int = 1,
+    seed: int = 0,
+    tile_latent_frames: int | None = None,
+    progress=None,
+) -> Path:
+    """Encode every window of `dataset_root` into shards under `out_dir`; returns the index path.
+
+    vae: a `sanawm.vae.VideoVAE` or a VAE folder (`sanawm.training.data.load_vae`).
+    text_encoder: a `sanawm.text.TextEncoder`, a Gemma-2 folder, or None (no text stored).
+    progress: called as progress(done, total) with the number of samples encoded (or found in finished
+        shards) so far, e.g. to drive a progress bar.
+    """
+    from ..data import ClipDataset
+
+    if shard_size < 1 or windows_per_clip < 1:
+        raise ValueError(f"shard_size ({shard_size}) and windows_per_clip ({windows_per_clip}) must be ≥ 1")
+    vae_folder = None
+    if isinstance(vae, (str, Path)):
+        from .data import load_vae
+
+        vae_folder = str(Path(vae).resolve())
+        vae = load_vae(vae, torch.device("cuda" if torch.cuda.is_available() else "cpu"), torch.float32)
+    if isinstance(text_encoder, (str, Path)):
+        from ..text import Gemma2TextEncoder
+
+        text_encoder = Gemma2TextEncoder.from_pretrained(text_encoder, device=vae.device)
+    size = (int(size[0]), int(size[1]))
+    T = vae.latent_frames(num_frames)
+    h, w = size[0] // vae.spatial_stride, size[1] // vae.spatial_stride
+    windows = [
+        ClipDataset(dataset_root, num_frames, size=size, frame_stride=frame_stride, seed=seed + j)
+        for j in range(windows_per_clip)
+    ]
+    n = len(windows[0]) * windows_per_clip
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dataset": str(Path(dataset_root).resolve()),
+        "vae": vae_folder,
+        "vae_class": type(vae).__name__,
+        "vae_hash": weights_hash(vae),
+        "size": list(size),
+        "num_frames": num_frames,
+        "frame_stride": frame_stride,
+        "latent_frames": T,
+        "latent_shape": [vae.latent_channels, T, h, w],
+        "text_dim": None if text_encoder is None else text_encoder.dim,
+        "windows_per_clip": windows_per_clip,
+        "seed": seed,
+        "shard_size": shard_size,
+        "num_samples": n,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    samples = []
+    report = progress or (lambda done, total: None)
+    report(0, n)
+    for s in range((n + shard_size - 1) // shard_size):
+        path = out / shard_name(s)
+        ks = range(s * shard_size, min(n, (s + 1) * shard_size))
+        if path.is_file():  # finished by an earlier run
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads(f.metadata()["samples"])
+            samples += meta
+            report(ks.stop, n)
+            continue
+        tensors, meta = {}, []
+        for k in ks:
+            item = windows[k % windows_per_clip][k // windows_per_clip]
+            video = item["video"].permute(1, 0, 2, 3)[None]  # (1, 3, F, H, W)
+            latents = vae.encode(video, tile_latent_frames=tile_latent_frames)[0].float().cpu()
+            cam = latent_camera_inputs(
+                item["c2w"].double().numpy(), item["intrinsics"].double().numpy(), image_size=size
+            )
+            tensors[f"{k}.latents"] = latents.contiguous()
+            tensors[f"{k}.camera"] = cam.camera.contiguous()
+            tensors[f"{k}.plucker"] = cam.plucker.contiguous()
+            if text_encoder is not None:
+                text, mask = text_encoder.encode([item["caption"]])
+                tensors[f"{k}.text"] = text[0].float().cpu().contiguous()
+                tensors[f"{k}.text_mask"] = mask[0].cpu().contiguous()
+            meta.append({"key": k, "shard": path.name, "clip": item["clip"], "caption": item["caption"]})
+            report(k + 1, n)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp), metadata={"samples": json.dumps(meta)})
+        os.replace(tmp, path)
+        samples += meta
+    index = {**config, "samples": samples}
+    tmp = out / (INDEX + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1) + "\n")
+    os.replace(tmp, out / INDEX)
+    return out / INDEX
+
+
+def _check_resume(out: Path, config: dict) -> None:
+    """Refuse to mix shards of two different caches in one folder."""
+    old_file = out / "config.json"
+    if not old_file.is_file():
+        if any(out.glob("shard_*.safetensors")):
+            raise ValueError(f"{out} holds shards but no config.json; choose an empty --out folder")
+        return
+    old = json.loads(old_file.read_text())
+    changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+    if changed:
+        raise ValueError(
+            f"{out} holds a latent cache made with other settings ({', '.join(changed)} differ); "
+            "choose another --out folder or delete that one"
+        )
+
+
+class LatentCache(Dataset):
+    """Samples of a finished latent cache, read lazily: latents, camera, plucker, text, text_mask
+    (zero-length text of width `text_dim` when the cache has none), caption, clip."""
+
+    def __init__(self, root, text_dim: int | None = None) -> None:
+        self.root = Path(root)
+        index_file = self.root / INDEX
+        if not index_file.is_file():
+            raise FileNotFoundError(
+                f"{self.root} has no {INDEX}: not a latent cache, or an unfinished one; write or finish it "
+                f"with `sanawm cache-latents DATASET --vae VAE --out {self.root}`"
+            )
+        self.index = json.loads(index_file.read_text())
+        if self.index.get("format") != FORMAT:
+            raise ValueError(f"{index_file} is not a {FORMAT} index")
+        self.samples = self.index["samples"]
+        self.text_dim = self.index["text_dim"] if self.index["text_dim"] is not None else text_dim
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        return tuple(self.index["latent_shape"])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} is out of range for a cache of {len(self)} samples")
+        entry = self.samples[index]
+        k = entry["key"]
+        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
+            item = {name: f.get_tensor(f"{k}.{name}") for name in ("latents", "camera", "plucker")}
+            if self.index["text_dim"] is not None:
+                item["text"], item["text_mask"] = f.get_tensor(f"{k}.text"), f.get_tensor(f"{k}.text_mask")
+            else:
+                item["text"] = torch.zeros(0, self.text_dim or 0)
+                item["text_mask"] = torch.zeros(0, dtype=torch.bool)
+        item["caption"], item["clip"] = entry["caption"], entry["clip"]
+        return item
+
+
+__all__ = ["LatentCache", "cache_latents", "weights_hash"]
