@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cameras import Trajectory, actions_to_trajectory, latent_camera_inputs
+from ..cameras import ActionSpeeds, Trajectory, actions_to_trajectory, latent_camera_inputs
 from ..cameras.image_ops import resize_and_center_crop_image
 from ..model import SanaWMTransformer, from_diffusers
 from ..sampling import (
@@ -29,6 +29,7 @@ from ..sampling import (
 )
 from ..text import Gemma2TextEncoder, NullTextEncoder, TextEncoder
 from ..vae import LTX2VAE, VideoVAE
+from .session import DEFAULT_DECODE_CONTEXT, WorldSession, initial_state
 
 MODES = ("bidirectional", "chunk-causal", "streaming")
 
@@ -145,9 +146,7 @@ class WorldModelPipeline:
         if intrinsics is None:
             intrinsics = trajectory.intrinsics[:want] if trajectory.intrinsics is not None else None
         if intrinsics is None:
-            h, w = image_size
-            f = (w / 2) / math.tan(math.radians(cfg.fov_deg) / 2)
-            intrinsics = [f, f, w / 2, h / 2]
+            intrinsics = default_intrinsics(image_size, cfg.fov_deg)
         return Trajectory(c2w, intrinsics, image_size, cfg.fps)
 
     def prepare_image(self, image, path: Trajectory, cfg: GenerationConfig):
@@ -188,6 +187,37 @@ class WorldModelPipeline:
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
         frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
         return GenerationResult(frames.cpu().numpy(), path, latents)
+
+    @torch.no_grad()
+    def session(
+        self,
+        image,
+        prompt: str = "",
+        intrinsics=None,
+        config: GenerationConfig | None = None,
+        speeds: ActionSpeeds | str | None = None,
+        decode_context: int = DEFAULT_DECODE_CONTEXT,
+    ) -> WorldSession:
+        """Start an interactive streaming session from `image` (see `sanawm.pipelines.session`).
+
+        `intrinsics` are in the input image's pixels (default: `config.fov_deg`); `speeds` set how far
+        key actions move ("diffusers", "streaming" or an `ActionSpeeds`); `decode_context` is how many
+        earlier latent frames each new chunk is decoded with. `config.seconds` / `num_frames` are
+        ignored: the video is as long as the actions and poses given to `step`.
+        """
+        cfg = config if config is not None else GenerationConfig(mode="streaming")
+        if cfg.mode != "streaming":
+            raise ValueError(
+                f"a session generates chunk by chunk; pass GenerationConfig(mode='streaming', ...), got "
+                f"mode={cfg.mode!r}"
+            )
+        img_size = _image_size(image)
+        if intrinsics is None:
+            intrinsics = default_intrinsics(img_size, cfg.fov_deg)
+        start = Trajectory(np.eye(4)[None], intrinsics, img_size, cfg.fps)
+        pixels, start = self.prepare_image(image, start, cfg)
+        state = initial_state(self, pixels, start.intrinsics[0], prompt, cfg, speeds, decode_context)
+        return WorldSession(self, state)
 
     def sample_latents(self, pixels, path: Trajectory, prompt: str, cfg: GenerationConfig, progress=None):
         device, dtype = self.device, next(self.transformer.parameters()).dtype
@@ -242,6 +272,13 @@ class WorldModelPipeline:
             renoise=renoise,
             on_chunk=on_chunk,
         )
+
+
+def default_intrinsics(image_size: tuple[int, int], fov_deg: float) -> list[float]:
+    """Pixel (fx, fy, cx, cy) of a centred pinhole with horizontal field of view `fov_deg`."""
+    h, w = image_size
+    f = (w / 2) / math.tan(math.radians(fov_deg) / 2)
+    return [f, f, w / 2, h / 2]
 
 
 def _image_size(image) -> tuple[int, int]:

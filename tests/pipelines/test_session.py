@@ -1,0 +1,163 @@
+"""WorldSession: stepping, save / restore / fork, file round trip, parity with sample_chunked."""
+
+import numpy as np
+import pytest
+import torch
+
+from sanawm.cameras import actions_to_trajectory, latent_camera_inputs
+from sanawm.cameras.actions import actions_to_c2w
+from sanawm.pipelines import GenerationConfig, WorldModelPipeline, load_state, rollout_actions, save_state
+from sanawm.pipelines.session import yaw_pitch_of
+from sanawm.sampling import Conditions, EulerSchedule, FewStepSchedule, Guidance, sample_chunked
+from tests.pipelines.test_world_model import INTRINSICS, _image
+
+CFG = GenerationConfig(
+    mode="streaming", height=64, width=64, steps=2, guidance=2.0, chunk=1, first_chunk=2, seed=5
+)
+
+
+@pytest.fixture(scope="module")
+def pipe(reference_pipeline_folder):
+    return WorldModelPipeline.from_pretrained(reference_pipeline_folder)
+
+
+def _session(pipe, cfg=CFG, **kw):
+    return pipe.session(_image(), "a corridor", intrinsics=INTRINSICS, config=cfg, **kw)
+
+
+def test_rollout_from_identity_matches_dsl_and_splits():
+    full, yaw, pitch = rollout_actions("w-5,il-7,dk-4")
+    assert np.array_equal(full, actions_to_c2w("w-5,il-7,dk-4")[1:])
+    first, y1, p1 = rollout_actions("w-5,il-3")
+    rest, y2, p2 = rollout_actions("il-4,dk-4", first[-1, :3, 3], y1, p1)
+    assert np.array_equal(np.concatenate([first, rest]), full) and (y2, p2) == (yaw, pitch)
+    assert np.allclose(yaw_pitch_of(full[-1]), (yaw, pitch), atol=1e-12)
+
+
+def test_two_steps_equal_one_step(pipe):
+    one = _session(pipe)
+    frames = one.step(actions="w-16,l-16")
+    assert frames.shape == (33, 64, 64, 3) and frames.dtype == np.uint8 and one.pending_frames == 0
+    two = _session(pipe)
+    a = two.step(actions="w-12")
+    assert len(a) == 9 and two.pending_frames == 4  # first chunk: 2 latent frames = 9 raw frames
+    b = two.step(actions="w-4,l-16")
+    assert np.array_equal(np.concatenate([a, b]), frames)
+    assert np.array_equal(two.trajectory.c2w, one.trajectory.c2w)
+    # poses continue the path exactly like the actions they came from
+    three = _session(pipe)
+    poses = actions_to_trajectory("w-16,l-16").c2w[1:]
+    assert np.array_equal(
+        np.concatenate([three.step(poses=poses[:20]), three.step(poses=poses[20:])]), frames
+    )
+
+
+def test_restore_and_file_round_trip_and_constant_memory(pipe, tmp_path):
+    session = _session(pipe)
+    session.step(actions="w-12")
+    saved = session.save()
+    after = session.step(actions="w-12,j-16")
+    session.restore(saved)
+    assert np.array_equal(session.step(actions="w-12,j-16"), after)
+
+    save_state(saved, tmp_path / "world.pt")
+    other = _session(pipe, speeds="streaming")  # restore replaces everything, speeds included
+    other.restore(load_state(tmp_path / "world.pt"))
+    assert np.array_equal(other.step(actions="w-12,j-16"), after)
+
+    def nbytes(state):
+        return sum(s.nbytes() for s in state.stream_states) + state.context.numel() * 4
+
+    before = nbytes(session.save())
+    session.step(actions="w-16")
+    assert nbytes(session.save()) == before  # KV window full and latent context bounded
+
+
+def test_forks_share_the_past_and_diverge(pipe):
+    session = _session(pipe)
+    past = session.step(actions="w-16")
+    left, right = session.fork(), session.fork()
+    go_left, go_right = left.step(actions="j-16"), right.step(actions="l-16")
+    assert go_left.shape == go_right.shape == (16, 64, 64, 3)
+    assert np.abs(go_left.astype(int) - go_right.astype(int)).max() > 0
+    again = _session(pipe)  # same seed, same actions: the same past and the same left future
+    assert np.array_equal(again.step(actions="w-16"), past)
+    assert np.array_equal(again.step(actions="j-16"), go_left)
+    assert session.frames_done == 17 and left.frames_done == 33  # forks do not advance their parent
+
+
+@pytest.mark.parametrize("timesteps", [None, (1000.0, 500.0, 0.0)])
+def test_latents_equal_sample_chunked(pipe, timesteps):
+    """Same path, seed and per-chunk noise draws -> the latents of `sample_chunked(streaming=True)`."""
+    cfg = GenerationConfig(**{**CFG.__dict__, "timesteps": timesteps})
+    session = _session(pipe, cfg, decode_context=16)  # context then holds every latent frame
+    session.step(actions="w-16,l-16")
+    state = session.save()
+    got = state.context
+    chunks = (2, 1, 1, 1)
+    g = torch.Generator().manual_seed(cfg.seed)
+    shape = state.first_latent.shape
+    noise = torch.cat([torch.randn(*shape[:2], n, *shape[3:], generator=g) for n in chunks], 2)
+    renoise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def renoise(i, step):
+        return torch.randn(*shape[:2], chunks[i], *shape[3:], generator=renoise_gen)
+
+    camera, plucker = latent_camera_inputs(state.c2w, state.intrinsics, state.image_size).batched()
+    cond = Conditions(state.text, state.text_mask, camera, plucker)
+    schedule = FewStepSchedule(timesteps) if timesteps else EulerSchedule(2, cfg.shift, pipe.scheduler_config)
+    expected = sample_chunked(
+        pipe.transformer,
+        noise,
+        state.first_latent,
+        cond,
+        chunks,
+        schedule,
+        Guidance(cfg.guidance),
+        state.negative_text,
+        state.negative_mask,
+        kv_window=cfg.kv_window,
+        streaming=True,
+        renoise=renoise,
+    )
+    assert got.shape == expected.shape
+    assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-4
+
+
+def test_clear_errors(pipe):
+    session = _session(pipe)
+    with pytest.raises(ValueError, match="exactly one"):
+        session.step(actions="w-8", poses=np.eye(4)[None])
+    with pytest.raises(ValueError, match="exactly one"):
+        session.step()
+    sheared = np.eye(4)[None].copy()
+    sheared[0, 0, 1] = 0.5
+    with pytest.raises(ValueError, match="orthonormal"):
+        session.step(poses=sheared)
+    with pytest.raises(ValueError, match="unknown key"):
+        session.step(actions="x-8")
+    assert len(session.trajectory) == 1  # failed steps leave the path alone
+    with pytest.raises(ValueError, match="mode='streaming'"):
+        _session(pipe, GenerationConfig(height=64, width=64))
+    with pytest.raises(ValueError, match="field of view"):
+        pipe.session(_image(), intrinsics=[5.0, 5.0, 50.0, 40.0], config=CFG)
+    with pytest.raises(ValueError, match="decode_context"):
+        _session(pipe, decode_context=0)
+
+
+def test_decoding_as_you_go_is_exact_for_a_causal_decoder(pipe):
+    """With a causal decoder and context covering its receptive field, chunk-by-chunk decoding equals
+    decoding the whole clip (here the context holds every latent frame, so that is guaranteed)."""
+    from sanawm.vae.small import SMALL_VAE_PRESETS, SmallVideoVAE
+
+    torch.manual_seed(0)
+    causal = WorldModelPipeline(
+        pipe.transformer, SmallVideoVAE(SMALL_VAE_PRESETS["tiny"]).eval(), pipe.text_encoder
+    )
+    session = _session(causal, decode_context=16)
+    frames = session.step(actions="w-12")
+    frames = np.concatenate([frames, session.step(actions="w-12,l-8")])
+    video = causal.vae.decode(session.save().context)
+    whole = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    assert frames.shape == whole.shape == (33, 64, 64, 3)
+    assert np.abs(frames.astype(int) - whole.astype(int)).max() <= 1
