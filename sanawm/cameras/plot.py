@@ -116,3 +116,50 @@ def plot_trajectory(
 
 
 __all__ = ["plot_trajectory"]
+
+
+def add_minimap(
+    frames: np.ndarray, trajectory: Trajectory, fraction: float = 0.28, margin: int = 6
+) -> np.ndarray:
+    """Frames (F, H, W, 3) uint8 with a top-down minimap of the camera path in the top-right corner:
+    the whole path in grey, the part travelled in white, the current camera as a dot with its heading.
+
+    The map shows the ground plane (x right, z forward up the map), equal scale on both axes.
+    """
+    from PIL import Image, ImageDraw
+
+    F, H, W, _ = frames.shape
+    if len(trajectory) != F:
+        raise ValueError(
+            f"the trajectory has {len(trajectory)} poses for {F} frames; give one pose per frame"
+        )
+    side = max(16, int(round(fraction * min(H, W))))
+    xz = trajectory.positions[:, [0, 2]]
+    lo, hi = xz.min(0), xz.max(0)
+    span = max(float((hi - lo).max()), 1e-6)
+    inner = side - 2 * margin
+    centre = (lo + hi) / 2
+    pix = np.empty_like(xz)
+    pix[:, 0] = side / 2 + (xz[:, 0] - centre[0]) / span * inner
+    pix[:, 1] = side / 2 - (xz[:, 1] - centre[1]) / span * inner  # z forward = up on the map
+    heading = trajectory.c2w[:, [0, 2], 2]  # camera z axis on the ground plane
+    heading = heading / np.maximum(np.linalg.norm(heading, axis=1, keepdims=True), 1e-9)
+    path = [tuple(p) for p in pix]
+    out = frames.copy()
+    x0 = W - side - margin
+    for i in range(F):
+        inset = Image.new("RGBA", (side, side), (0, 0, 0, 140))
+        draw = ImageDraw.Draw(inset)
+        if len(path) > 1:
+            draw.line(path, fill=(150, 150, 150, 255), width=1)
+            if i > 0:
+                draw.line(path[: i + 1], fill=(255, 255, 255, 255), width=2)
+        cx, cy = path[i]
+        hx, hy = heading[i, 0] * side * 0.12, -heading[i, 1] * side * 0.12
+        draw.line([(cx, cy), (cx + hx, cy + hy)], fill=(255, 80, 80, 255), width=2)
+        draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=(255, 80, 80, 255))
+        region = Image.fromarray(out[i, margin : margin + side, x0 : x0 + side]).convert("RGBA")
+        out[i, margin : margin + side, x0 : x0 + side] = np.asarray(Image.alpha_composite(region, inset))[
+            ..., :3
+        ]
+    return out

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--guidance", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preview", action="store_true", help="draw a trajectory minimap in the video's corner")
     p.add_argument("--out", default="out.mp4")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
@@ -43,7 +44,7 @@ def add_parser(sub) -> None:
 def run(args) -> dict:
     from ..cameras import load_trajectory
     from ..cameras.formats import save_trajectory
-    from ..cameras.plot import plot_trajectory
+    from ..cameras.plot import add_minimap, plot_trajectory
     from ..data import write_video
     from ..pipelines import WorldModelPipeline
 
@@ -87,7 +88,8 @@ def run(args) -> dict:
     # Write everything into a temporary folder, then move into place: no partial outputs on failure.
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         tmp = Path(tmp)
-        write_video(tmp / "video.mp4", result.frames, cfg.fps)
+        frames = add_minimap(result.frames, result.trajectory) if args.preview else result.frames
+        write_video(tmp / "video.mp4", frames, cfg.fps)
         save_trajectory(result.trajectory, tmp / "cameras.json")
         plot_trajectory(result.trajectory, tmp / "trajectory.png")
         out.parent.mkdir(parents=True, exist_ok=True)
