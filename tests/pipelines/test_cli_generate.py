@@ -39,6 +39,7 @@ def test_generate_writes_video_cameras_and_plot(reference_pipeline_folder, tmp_p
             "cpu",
             "--dtype",
             "fp32",
+            "--preview",
         ]
     )
     assert code == 0
