@@ -1,19 +1,13 @@
 """Trainer-driven context parallelism: two gloo ranks forming one CP group (run.context_parallel=2)
 split the 16 latent frames of each clip and reach the losses of one process (≤ 1e-5 relative)."""
 
-import os
-import socket
-import subprocess
-import sys
-
 import pytest
-import torch
 import torch.distributed as dist
 
 from sanawm.training.config import load_config
 from sanawm.training.trainer import Trainer
 
-from . import FAST, read_metrics
+from . import FAST, read_metrics, run_two_ranks_beside
 
 ARGS = (
     *FAST,
@@ -28,27 +22,10 @@ ARGS = (
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 def test_context_parallel_on_two_gloo_ranks_matches_one_process(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "sanawm.cli.main", "train", "tiny-smoke", *ARGS, "--run.context_parallel=2"]
-    cmd.append(f"--run.out_dir={tmp_path / 'cp'}")
-    ranks = []
-    for rank in range(2):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1"}
-        env.update(MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
-        ranks.append(
-            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(load_config("tiny-smoke", [*ARGS, f"--run.out_dir={tmp_path / 'one'}"])).train()
-    finally:
-        torch.set_num_threads(threads)
-    outputs = [p.communicate(timeout=300)[0] for p in ranks]
-    for p, output in zip(ranks, outputs, strict=True):
-        assert p.returncode == 0, output[-4000:]
+    run_two_ranks_beside(
+        ["tiny-smoke", *ARGS, "--run.context_parallel=2", f"--run.out_dir={tmp_path / 'cp'}"],
+        lambda: Trainer(load_config("tiny-smoke", [*ARGS, f"--run.out_dir={tmp_path / 'one'}"])).train(),
+    )
 
     one, cp = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "cp")
     assert [r["step"] for r in one] == [r["step"] for r in cp] == list(range(1, 6))
