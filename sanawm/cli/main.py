@@ -8,7 +8,7 @@ import json
 import sys
 
 # One line per subcommand module of this package.
-COMMAND_MODULES = ("model_info", "trajectory", "generate", "train", "world", "vae", "cache_latents")
+COMMAND_MODULES = ("model_info", "trajectory", "generate", "train", "world", "vae", "cache_latents", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

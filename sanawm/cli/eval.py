@@ -1,0 +1,99 @@
+"""`sanawm eval ...`: evaluate a world model on held-out procedural worlds.
+
+sanawm eval worlds --model DIR --scenes 20 --seconds 10 --size 256 --out report.json
+                   [--kinds walk,revisit] [--steps 60] [--guidance 5] [--mode streaming]
+                   [--seed-offset 1000000] [--device cuda] [--dtype bf16]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from ..pipelines.world_model import MODES
+from ..world.paths import MAX_SECONDS, PATH_KINDS
+from .generate import DTYPES
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a world model (held-out procedural worlds)")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+
+    w = esub.add_parser(
+        "worlds",
+        help="PSNR / SSIM per horizon and revisit consistency vs ground-truth renders, with baselines",
+    )
+    w.add_argument("--model", help="a local SANA-WM pipeline folder in diffusers format")
+    w.add_argument("--scenes", type=int, default=20, help="number of held-out scenes (default 20)")
+    w.add_argument(
+        "--seed-offset", type=int, default=1_000_000,
+        help="first scene seed (default 1000000; training renders use seeds from 0, so keep them apart)",
+    )  # fmt: skip
+    w.add_argument(
+        "--seconds", type=float, default=10.0, help=f"clip length, up to {MAX_SECONDS:g} (default 10)"
+    )
+    w.add_argument("--fps", type=float, default=16.0, help="frames per second (default 16)")
+    w.add_argument("--size", default="256", help="N (square) or HxW in pixels (default 256)")
+    w.add_argument(
+        "--kinds", default="walk,revisit", help=f"path kinds, cycled over scenes ({','.join(PATH_KINDS)})"
+    )
+    w.add_argument("--horizons", default="1,5,10,30,60", help="horizons in seconds (default 1,5,10,30,60)")
+    w.add_argument("--steps", type=int, default=60, help="sampling steps (default 60)")
+    w.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (default 5)")
+    w.add_argument("--mode", choices=MODES, default="streaming", help="sampler (default streaming)")
+    w.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    w.add_argument("--path-seed", type=int, default=1, help="path seed (default 1; training clips use 0)")
+    w.add_argument("--out", type=Path, required=True, help="report JSON to write")
+    w.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    w.add_argument("--dtype", choices=sorted(DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
+    w.set_defaults(run=run_worlds)
+
+
+def run_worlds(args) -> int:
+    from ..eval.worlds import evaluate_worlds
+    from ..pipelines import WorldModelPipeline
+
+    if args.model is None:
+        raise ValueError(
+            "no model given: pass --model PATH to a local SANA-WM pipeline folder in diffusers format "
+            "(transformer/, vae/, text_encoder/, tokenizer/, scheduler/)"
+        )
+    if args.scenes < 1:
+        raise ValueError(f"--scenes must be at least 1, got {args.scenes}")
+    if args.seed_offset < 0:
+        raise ValueError(f"--seed-offset must be >= 0, got {args.seed_offset}")
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in PATH_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"--kinds {args.kinds!r}: choose from {','.join(PATH_KINDS)}")
+    try:
+        horizons = tuple(float(h) for h in args.horizons.split(",") if h.strip())
+    except ValueError:
+        raise ValueError(
+            f"--horizons must be comma-separated seconds, e.g. 1,5,10; got {args.horizons!r}"
+        ) from None
+    if args.out.suffix.lower() != ".json":
+        raise ValueError(f"--out must end in .json, got {args.out.name}")
+    pipe = WorldModelPipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    report = evaluate_worlds(
+        pipe,
+        range(args.seed_offset, args.seed_offset + args.scenes),
+        seconds=args.seconds,
+        size=args.size,
+        fps=args.fps,
+        kinds=kinds,
+        horizons=horizons,
+        steps=args.steps,
+        guidance=args.guidance,
+        mode=args.mode,
+        seed=args.seed,
+        path_seed=args.path_seed,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report.save(args.out)
+    print(report.to_markdown())
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

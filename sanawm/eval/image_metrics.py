@@ -1,0 +1,106 @@
+"""Per-frame image fidelity: PSNR and SSIM (Wang et al. 2004, Gaussian window), for frames or batches.
+
+Both take two images or two batches of the same shape, uint8 or float, laid out (H, W, C) or
+(N, H, W, C) (C = 3 for RGB; any C works), and a `data_range` (255 for uint8 frames, 1.0 for [0, 1]
+floats). They return one value per frame: a float for (H, W, C) inputs, an (N,) float64 array for batches.
+
+PSNR = 10 · log10(data_range² / MSE), MSE over every pixel and channel of a frame; +inf when the frames
+are identical.
+
+SSIM (Wang, Bovik, Sheikh & Simoncelli 2004, "Image quality assessment: from error visibility to
+structural similarity"), per channel, with local statistics under an 11 × 11 Gaussian window (σ = 1.5,
+normalised to sum 1) at every position where the window fits inside the image ("valid", as in the
+authors' MATLAB code):
+
+    SSIM(x, y) = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),
+    C1 = (0.01 · data_range)², C2 = (0.03 · data_range)²,
+
+where μ, σ², σxy are Gaussian-weighted means, variances and covariance (σx² = E[x²] − μx²). The frame's
+SSIM is the mean of the map over positions and channels: 1.0 for identical frames, symmetric in x, y.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def _as_batch(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Two (H, W, C) / (N, H, W, C) arrays -> float64 (N, C, H, W) tensors, and whether one frame came in."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"pass (H, W, C) frames or (N, H, W, C) batches, got shape {a.shape}")
+    single = a.ndim == 3
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    if single:
+        ta, tb = ta[None], tb[None]
+    return ta.permute(0, 3, 1, 2), tb.permute(0, 3, 1, 2), single
+
+
+def _check_range(data_range: float) -> float:
+    if not (np.isfinite(data_range) and data_range > 0):
+        raise ValueError(
+            f"data_range must be a positive number (255 for uint8, 1.0 for [0, 1]), got {data_range}"
+        )
+    return float(data_range)
+
+
+def _per_frame(values: torch.Tensor, single: bool):
+    out = values.numpy()
+    return float(out[0]) if single else out
+
+
+def psnr(a, b, data_range: float = 255.0):
+    """Peak signal-to-noise ratio in dB per frame, 10·log10(data_range² / MSE); +inf for identical frames.
+
+    a, b: (H, W, C) or (N, H, W, C), uint8 or float. Returns a float or an (N,) float64 array.
+    """
+    r = _check_range(data_range)
+    x, y, single = _as_batch(a, b)
+    mse = (x - y).pow(2).flatten(1).mean(1)
+    values = 10.0 * torch.log10(r * r / mse)  # mse == 0 -> r² / 0 = +inf -> +inf dB
+    return _per_frame(values, single)
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """(size, size) float64 Gaussian weights summing to 1, centred on the middle pixel."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a, b, data_range: float = 255.0):
+    """Structural similarity per frame (Gaussian 11×11 window, σ = 1.5, valid positions, channel mean).
+
+    a, b: (H, W, C) or (N, H, W, C), uint8 or float, at least 11 × 11 pixels. Returns a float or an
+    (N,) float64 array in [-1, 1]; 1.0 for identical frames.
+    """
+    r = _check_range(data_range)
+    x, y, single = _as_batch(a, b)
+    n, c, h, w = x.shape
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise ValueError(
+            f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its Gaussian window), "
+            f"got {h}x{w}; compare larger frames"
+        )
+    win = gaussian_window().expand(c, 1, SSIM_WINDOW, SSIM_WINDOW)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, win, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cxy = blur(x * y) - mx * my
+    c1, c2 = (SSIM_K1 * r) ** 2, (SSIM_K2 * r) ** 2
+    ssim_map = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return _per_frame(ssim_map.flatten(1).mean(1), single)

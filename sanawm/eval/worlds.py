@@ -1,0 +1,441 @@
+"""World-model fidelity on held-out procedural worlds: generate from the first frame and the true camera
+path, compare with the exact renders (PSNR / SSIM per horizon, revisit consistency), against baselines.
+
+    from sanawm.eval.worlds import evaluate_worlds
+    report = evaluate_worlds(pipe, range(1_000_000, 1_000_020), seconds=10, size=256)
+    print(report.to_markdown())
+
+Per scene seed: build the scene, plan a path (`path_for`, path seed `path_seed`; the kind cycles through
+`kinds`, falling back to the others when a scene has no path of that kind), render the ground truth,
+give frame 0 and the path (with the render's intrinsics; the frame already has the output size, so the
+network sees exactly the render's cameras) to three methods:
+
+- "model": `pipe.generate` along the path;
+- "no_camera": the same sampler, noise and text with the camera and Plücker inputs removed from every
+  guidance branch (`generate_without_camera`): what the network makes of the first frame alone;
+- "repeat_first": frame 0 repeated.
+
+Metrics, per method (`sanawm.eval.image_metrics`):
+- per-frame PSNR / SSIM against the ground truth (kept in the JSON, for PSNR-vs-time plots);
+- per horizon h (seconds, only h <= clip length): frames 0 < t <= h (frame 0 is the given image, so it
+  is left out). PSNR is that of the mean squared error over those frames (finite unless every frame is
+  exact), SSIM the mean over frames; scene values are averaged over scenes in the tables;
+- revisit consistency, for paths whose poses repeat (revisit paths: pose[F − 1 − i] == pose[i]): PSNR /
+  SSIM between the frame on the way back (F − 1 − i) and the frame on the way out (i) of the same method,
+  over every such pair i < F − 1 − i. The ground truth's own value is the ceiling (renders are exact, so
+  +inf / 1.0); "repeat_first" is trivially perfect here and only the other two are informative.
+
+Held-out seeds: training renders use scene seeds from 0 (`sanawm world render --seed 0`) and path seed
+0; evaluation scenes start at `HELD_OUT_SEED_OFFSET` = 1_000_000 (`sanawm eval worlds --seed-offset`) and
+paths use path seed 1, so no evaluated scene or path was seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..cameras import latent_camera_inputs
+from ..pipelines.world_model import GenerationConfig, WorldModelPipeline
+from ..sampling import (
+    Conditions,
+    EulerSchedule,
+    FewStepSchedule,
+    Guidance,
+    chunk_layout,
+    sample_bidirectional,
+    sample_chunked,
+)
+from ..world import build_scene, caption_for, plan_path, render_trajectory
+from ..world.camera import parse_size
+from .image_metrics import psnr, ssim
+
+HELD_OUT_SEED_OFFSET = 1_000_000
+DEFAULT_KINDS = ("walk", "revisit")
+DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
+METHODS = ("model", "no_camera", "repeat_first")
+
+
+# ---- the camera-removed baseline ------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_latents(
+    pipe: WorldModelPipeline, pixels, path, prompt: str, cfg: GenerationConfig, drop_camera: bool = False
+) -> torch.Tensor:
+    """`pipe.sample_latents`, step for step, with an option to remove the camera from every branch.
+
+    With `drop_camera=False` the result equals `pipe.sample_latents` exactly (a test ties them). With
+    `drop_camera=True` the conditions carry camera=None and plucker=None, as the network sees them under
+    camera dropout in training; the noise, text, schedule and guidance are unchanged.
+    Returns latents (1, C, T, h, w).
+    """
+    device, dtype = pipe.device, next(pipe.transformer.parameters()).dtype
+    first = pipe.vae.encode(pixels[:, :, None].to(device, pipe.vae.dtype)).to(dtype)
+    cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
+    camera, plucker = cam.batched()
+    T = camera.shape[1]
+    if drop_camera:
+        camera, plucker = None, None
+    text, mask = pipe.text_encoder.encode([prompt])
+    neg, neg_mask = pipe.text_encoder.encode_negative([cfg.negative_prompt])
+    cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    noise = torch.randn(1, first.shape[1], T, *first.shape[-2:], generator=g, device=device, dtype=dtype)
+    guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)
+    neg, neg_mask = neg.to(device, dtype), neg_mask.to(device)
+    if cfg.mode == "bidirectional":
+        schedule = EulerSchedule(cfg.steps, cfg.shift, pipe.scheduler_config)
+        return sample_bidirectional(pipe.transformer, noise, first, cond, schedule, guidance, neg, neg_mask)
+    schedule = (
+        FewStepSchedule(tuple(cfg.timesteps))
+        if cfg.timesteps is not None
+        else EulerSchedule(cfg.steps, cfg.shift, pipe.scheduler_config)
+    )
+    chunks = chunk_layout(T, cfg.chunk, cfg.first_chunk)
+    renoise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+
+    def renoise(i, step):
+        shape = (1, first.shape[1], chunks[i], *first.shape[-2:])
+        return torch.randn(*shape, generator=renoise_gen, device=device, dtype=dtype)
+
+    return sample_chunked(
+        pipe.transformer, noise, first, cond, chunks, schedule, guidance, neg, neg_mask,
+        kv_window=cfg.kv_window, streaming=cfg.mode == "streaming", renoise=renoise,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def generate_without_camera(pipe: WorldModelPipeline, image, prompt, trajectory, cfg: GenerationConfig):
+    """`pipe.generate(image, prompt, trajectory=..., config=cfg)` with the camera inputs removed.
+
+    Returns (frames (F, H, W, 3) uint8, the trajectory `pipe.generate` would have used)."""
+    path = pipe.camera_path(cfg, trajectory, None, None, (image.height, image.width))
+    pixels, path = pipe.prepare_image(image, path, cfg)
+    latents = sample_latents(pipe, pixels, path, prompt, cfg, drop_camera=True)
+    video = pipe.vae.decode(latents.to(pipe.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
+    frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
+    return frames.cpu().numpy(), path
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """PSNR (dB) and SSIM over `count` frames (or frame pairs)."""
+
+    psnr: float
+    ssim: float
+    count: int
+
+    def to_json(self) -> dict:
+        return {"psnr": _finite(self.psnr), "ssim": _finite(self.ssim), "count": self.count}
+
+
+def window_scores(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> Scores:
+    """Scores of frames a vs b (N, H, W, 3): PSNR of the mean MSE over the N frames, mean SSIM."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    p = math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+    return Scores(p, float(np.mean(ssim(a, b, data_range))), len(a))
+
+
+def revisit_pairs(c2w: np.ndarray, atol: float = 1e-6) -> list[tuple[int, int]]:
+    """Pairs (i, F − 1 − i), i < F − 1 − i, whose camera poses (F, 4, 4) are the same within `atol`."""
+    n = len(c2w)
+    return [(i, n - 1 - i) for i in range(n // 2) if np.allclose(c2w[i], c2w[n - 1 - i], atol=atol)]
+
+
+def horizon_frames(num_frames: int, fps: float, horizon: float) -> np.ndarray:
+    """Indices of frames with 0 < t <= horizon seconds (t = i / fps)."""
+    t = np.arange(num_frames) / fps
+    return np.nonzero((t > 0) & (t <= horizon + 1e-9))[0]
+
+
+@dataclass
+class MethodResult:
+    """One method on one scene: per-frame curves, per-horizon scores, revisit consistency (or None)."""
+
+    psnr: np.ndarray  # (F,) dB, +inf where exact
+    ssim: np.ndarray  # (F,)
+    horizons: dict[float, Scores]
+    revisit: Scores | None
+
+    def to_json(self) -> dict:
+        return {
+            "psnr_per_frame": [_finite(x) for x in self.psnr],
+            "ssim_per_frame": [float(x) for x in self.ssim],
+            "horizons": {f"{h:g}": s.to_json() for h, s in self.horizons.items()},
+            "revisit": None if self.revisit is None else self.revisit.to_json(),
+        }
+
+
+def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
+    """Compare generated `frames` with `truth` (F, H, W, 3) uint8."""
+    if frames.shape != truth.shape:
+        raise ValueError(f"generated frames have shape {frames.shape}, the ground truth {truth.shape}")
+    per_psnr, per_ssim = np.asarray(psnr(frames, truth)), np.asarray(ssim(frames, truth))
+    clip = (len(truth) - 1) / fps
+    by_h = {}
+    for h in horizons:
+        idx = horizon_frames(len(truth), fps, h)
+        if h <= clip + 1e-9 and len(idx):
+            by_h[float(h)] = window_scores(frames[idx], truth[idx])
+    revisit = None
+    if pairs:
+        out, back = [i for i, _ in pairs], [j for _, j in pairs]
+        revisit = window_scores(frames[back], frames[out])
+    return MethodResult(per_psnr, per_ssim, by_h, revisit)
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SceneResult:
+    scene_seed: int
+    scene_kind: str
+    path_kind: str
+    path_seed: int
+    frames: int
+    revisit_pairs: int
+    methods: dict[str, MethodResult]
+    ground_truth_revisit: Scores | None  # the ceiling: ground truth out vs back
+    seconds_taken: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "scene_seed": self.scene_seed,
+            "scene_kind": self.scene_kind,
+            "path_kind": self.path_kind,
+            "path_seed": self.path_seed,
+            "frames": self.frames,
+            "revisit_pairs": self.revisit_pairs,
+            "ground_truth_revisit": None
+            if self.ground_truth_revisit is None
+            else self.ground_truth_revisit.to_json(),
+            "methods": {m: r.to_json() for m, r in self.methods.items()},
+            "seconds_taken": {k: round(v, 3) for k, v in self.seconds_taken.items()},
+        }
+
+
+@dataclass
+class WorldsReport:
+    """Per-scene results and the tables aggregated over scenes (means of the scene values)."""
+
+    settings: dict
+    scenes: list[SceneResult]
+
+    def horizon_table(self) -> dict[str, dict[float, Scores]]:
+        """method -> horizon -> mean scores over the scenes long enough for that horizon."""
+        table: dict[str, dict[float, Scores]] = {}
+        for m in METHODS:
+            rows = [s.methods[m].horizons for s in self.scenes]
+            hs = sorted({h for r in rows for h in r})
+            table[m] = {h: _mean_scores([r[h] for r in rows if h in r]) for h in hs}
+        return table
+
+    def revisit_table(self) -> dict[str, Scores]:
+        """method (and "ground_truth", the ceiling) -> mean revisit consistency over revisit scenes."""
+        out = {}
+        for m in METHODS:
+            got = [s.methods[m].revisit for s in self.scenes if s.methods[m].revisit is not None]
+            if got:
+                out[m] = _mean_scores(got)
+        gt = [s.ground_truth_revisit for s in self.scenes if s.ground_truth_revisit is not None]
+        if gt:
+            out["ground_truth"] = _mean_scores(gt)
+        return out
+
+    def to_json(self) -> dict:
+        """A JSON-safe dict; PSNR of exact matches (+inf) is written as null."""
+        return {
+            "settings": self.settings,
+            "horizons": {
+                m: {f"{h:g}": s.to_json() for h, s in row.items()} for m, row in self.horizon_table().items()
+            },
+            "revisit": {m: s.to_json() for m, s in self.revisit_table().items()},
+            "scenes": [s.to_json() for s in self.scenes],
+        }
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+
+    def to_markdown(self) -> str:
+        table = self.horizon_table()
+        hs = sorted({h for row in table.values() for h in row})
+        n = len(self.scenes)
+        lines = [
+            f"PSNR (dB) / SSIM against ground-truth renders, {n} held-out scene{'s' * (n != 1)}, "
+            "frames 0 < t <= horizon:",
+            "",
+            "| method | " + " | ".join(f"{h:g} s" for h in hs) + " |",
+            "| --- | " + " | ".join("---" for _ in hs) + " |",
+        ]
+        for m, row in table.items():
+            cells = [f"{_fmt_db(row[h].psnr)} / {row[h].ssim:.3f}" if h in row else "-" for h in hs]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        revisit = self.revisit_table()
+        if revisit:
+            k = sum(s.ground_truth_revisit is not None for s in self.scenes)
+            lines += [
+                "",
+                f"Revisit consistency (frame on the way back vs on the way out, same pose), {k} scene"
+                f"{'s' * (k != 1)}; ground_truth is the ceiling, repeat_first is trivially exact:",
+                "",
+                "| method | PSNR (dB) | SSIM | pairs |",
+                "| --- | --- | --- | --- |",
+            ]
+            for m, s in revisit.items():
+                lines.append(f"| {m} | {_fmt_db(s.psnr)} | {s.ssim:.3f} | {s.count} |")
+        return "\n".join(lines) + "\n"
+
+
+def _mean_scores(scores: list[Scores]) -> Scores:
+    return Scores(
+        float(np.mean([s.psnr for s in scores])),
+        float(np.mean([s.ssim for s in scores])),
+        sum(s.count for s in scores),
+    )
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _fmt_db(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "inf"
+
+
+# ---- the evaluation loop --------------------------------------------------------------------------
+
+
+def evaluate_worlds(
+    pipe: WorldModelPipeline,
+    scene_seeds,
+    seconds: float = 10.0,
+    size=256,
+    fps: float = 16.0,
+    kinds=DEFAULT_KINDS,
+    horizons=DEFAULT_HORIZONS,
+    steps: int = 60,
+    guidance: float = 5.0,
+    mode: str = "streaming",
+    seed: int = 0,
+    *,
+    path_seed: int = 1,
+    fov_deg: float = 60.0,
+    prompt: str | None = None,
+    progress=None,
+) -> WorldsReport:
+    """Evaluate `pipe` on held-out scenes (see the module docstring).
+
+    Args:
+        scene_seeds: scene seeds, e.g. range(HELD_OUT_SEED_OFFSET, HELD_OUT_SEED_OFFSET + 20).
+        seconds: clip length, snapped down to 8k + 1 frames at `fps` (1 s at 16 fps -> 17 frames).
+        size: N or (H, W) of the renders and the generated frames.
+        kinds: path kinds, cycled over the scenes; horizons: seconds (those past the clip are skipped).
+        steps, guidance, mode, seed: generation settings (`GenerationConfig`).
+        path_seed: the path seed (training clips use 0). prompt: None = the scene's caption.
+        progress: optional callable(message: str), called once per scene.
+    """
+    h, w = parse_size(size)
+    seeds = [int(s) for s in scene_seeds]
+    if not seeds:
+        raise ValueError("no scene seeds given; pass e.g. range(1_000_000, 1_000_020)")
+    kinds = tuple(kinds)
+    if not kinds:
+        raise ValueError("no path kinds given; pass e.g. ('walk', 'revisit')")
+    cfg = GenerationConfig(
+        seconds=seconds, fps=fps, height=h, width=w, mode=mode, steps=steps, guidance=guidance, seed=seed,
+        fov_deg=fov_deg,
+    )  # fmt: skip
+    n = cfg.frames_wanted()
+    if n < 9:
+        raise ValueError(f"--seconds {seconds} at {fps:g} fps gives {n} frame(s); need at least 8 / fps s")
+    clip_seconds = (n - 1) / fps
+    results = []
+    for i, scene_seed in enumerate(seeds):
+        timings = {}
+        t0 = time.perf_counter()
+        scene = build_scene(scene_seed)
+        path = _plan(scene, path_seed, kinds[i % len(kinds)], kinds, clip_seconds, fps, (h, w), fov_deg)
+        traj = path.trajectory
+        truth, _ = render_trajectory(scene, traj)
+        timings["render"] = time.perf_counter() - t0
+        if len(truth) != n:
+            raise RuntimeError(f"scene {scene_seed}: rendered {len(truth)} frames, expected {n}")
+        first = Image.fromarray(truth[0])
+        text = caption_for(scene) if prompt is None else prompt
+
+        t0 = time.perf_counter()
+        result = pipe.generate(first, text, trajectory=traj, config=cfg)
+        timings["model"] = time.perf_counter() - t0
+        _check_cameras(result.trajectory, traj, scene_seed)
+        t0 = time.perf_counter()
+        no_cam, used = generate_without_camera(pipe, first, text, traj, cfg)
+        timings["no_camera"] = time.perf_counter() - t0
+        _check_cameras(used, traj, scene_seed)
+
+        pairs = revisit_pairs(traj.c2w)
+        frames = {"model": result.frames, "no_camera": no_cam, "repeat_first": np.repeat(truth[:1], n, 0)}
+        methods = {m: score_method(f, truth, fps, horizons, pairs) for m, f in frames.items()}
+        gt_revisit = score_method(truth, truth, fps, (), pairs).revisit
+        results.append(
+            SceneResult(
+                scene_seed, scene.kind, path.kind, path_seed, n, len(pairs), methods, gt_revisit, timings
+            )
+        )
+        if progress is not None:
+            psnr_h = methods["model"].horizons
+            last = psnr_h[max(psnr_h)] if psnr_h else None
+            progress(
+                f"scene {scene_seed} ({scene.kind}, {path.kind}): model "
+                f"{_fmt_db(last.psnr) if last else '-'} dB over {clip_seconds:g} s"
+            )
+    settings = {
+        "scene_seeds": seeds,
+        "seconds": clip_seconds,
+        "frames": n,
+        "fps": fps,
+        "size": [h, w],
+        "kinds": list(kinds),
+        "horizons": [float(x) for x in horizons],
+        "steps": steps,
+        "guidance": guidance,
+        "mode": mode,
+        "seed": seed,
+        "path_seed": path_seed,
+        "fov_deg": fov_deg,
+        "prompt": "scene caption" if prompt is None else prompt,
+    }
+    return WorldsReport(settings, results)
+
+
+def _plan(scene, path_seed, kind, kinds, seconds, fps, size, fov_deg):
+    """The path of `kind`, else the first other kind with a collision-free path."""
+    errors = []
+    for k in [kind] + [k for k in kinds if k != kind]:
+        try:
+            return plan_path(scene, path_seed, k, seconds, fps, size=size, fov_deg=fov_deg)
+        except RuntimeError as err:
+            errors.append(str(err))
+    raise RuntimeError(f"scene {scene.seed}: no path of any kind in {list(kinds)}: {errors[-1]}")
+
+
+def _check_cameras(used, truth, scene_seed: int) -> None:
+    """The cameras handed to the network must be the render's: same size, intrinsics and poses."""
+    if used.image_size != truth.image_size or not np.allclose(used.intrinsics, truth.intrinsics):
+        raise RuntimeError(
+            f"scene {scene_seed}: the network would see intrinsics {used.intrinsics[0]} at {used.image_size} "
+            f"but the frames were rendered with {truth.intrinsics[0]} at {truth.image_size}"
+        )
+    if not np.allclose(used.c2w, truth.c2w):
+        raise RuntimeError(f"scene {scene_seed}: the generated path differs from the rendered one")

@@ -1,0 +1,150 @@
+"""`evaluate_worlds` end to end on the tiny pipeline, its metric helpers, and `sanawm eval worlds`."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sanawm.cli.main import main
+from sanawm.eval.worlds import (
+    METHODS,
+    WorldsReport,
+    evaluate_worlds,
+    horizon_frames,
+    revisit_pairs,
+    sample_latents,
+    score_method,
+)
+from sanawm.pipelines import GenerationConfig, WorldModelPipeline
+
+
+def test_cli_without_model_is_a_clear_error(capsys, tmp_path):
+    assert main(["eval", "worlds", "--out", str(tmp_path / "r.json")]) == 2
+    assert "pass --model PATH" in capsys.readouterr().err
+
+
+def test_horizon_frames_leave_out_the_given_frame():
+    np.testing.assert_array_equal(horizon_frames(17, 16.0, 1.0), np.arange(1, 17))
+    np.testing.assert_array_equal(horizon_frames(161, 16.0, 5.0), np.arange(1, 81))
+
+
+def test_revisit_pairs_need_equal_poses():
+    c2w = np.tile(np.eye(4), (5, 1, 1))
+    c2w[:, 0, 3] = [0.0, 1.0, 2.0, 1.0, 0.0]
+    assert revisit_pairs(c2w) == [(0, 4), (1, 3)]
+    c2w[3, 0, 3] = 1.5
+    assert revisit_pairs(c2w) == [(0, 4)]
+
+
+def test_score_method_windows_and_revisit():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (17, 16, 16, 3), dtype=np.uint8)
+    frames = truth.copy()
+    frames[8:] = 0
+    r = score_method(frames, truth, 16.0, (0.25, 1.0, 5.0), [(0, 16), (1, 15)])
+    assert set(r.horizons) == {0.25, 1.0}  # 5 s is past the 1 s clip
+    assert r.horizons[0.25].psnr == math.inf and r.horizons[0.25].count == 4
+    assert r.horizons[1.0].count == 16 and math.isfinite(r.horizons[1.0].psnr)
+    assert r.psnr[0] == math.inf and r.revisit.count == 2
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    pytest.importorskip("diffusers")
+    from tests.pipelines.conftest import build_reference_pipeline
+
+    folder = tmp_path_factory.mktemp("eval_pipeline")
+    build_reference_pipeline().save_pretrained(folder)
+    return folder, WorldModelPipeline.from_pretrained(folder)
+
+
+def test_mirrored_sampler_equals_the_pipeline(pipe):
+    """`sample_latents(drop_camera=False)` is `pipe.sample_latents`, so the no-camera baseline differs from
+    the model only by the camera inputs."""
+    _, p = pipe
+    from PIL import Image
+
+    from sanawm.world import build_scene, path_for, render_trajectory
+
+    scene = build_scene(1_000_000)
+    traj = path_for(scene, 1, "walk", 1.0, 16, size=64)
+    image = Image.fromarray(render_trajectory(scene, traj)[0][0])
+    for mode in ("streaming", "bidirectional"):
+        cfg = GenerationConfig(seconds=1.0, height=64, width=64, mode=mode, steps=2, guidance=2.0, seed=3)
+        path = p.camera_path(cfg, traj, None, None, (64, 64))
+        pixels, path = p.prepare_image(image, path, cfg)
+        want = p.sample_latents(pixels, path, "a room", cfg)
+        torch.testing.assert_close(sample_latents(p, pixels, path, "a room", cfg), want, rtol=0, atol=0)
+        dropped = sample_latents(p, pixels, path, "a room", cfg, drop_camera=True)
+        assert dropped.shape == want.shape and not torch.equal(dropped, want)
+
+
+def test_evaluate_worlds_end_to_end(pipe):
+    _, p = pipe
+    seeds = [1_000_000, 1_000_001]
+    report = evaluate_worlds(
+        p, seeds, seconds=1.0, size=64, kinds=("walk", "revisit"), steps=2, guidance=2.0, mode="streaming"
+    )
+    assert isinstance(report, WorldsReport)
+    assert [s.scene_seed for s in report.scenes] == seeds
+    assert [s.path_kind for s in report.scenes] == ["walk", "revisit"]
+    for scene in report.scenes:
+        assert scene.frames == 17
+        assert set(scene.methods) == set(METHODS)
+        for result in scene.methods.values():
+            assert result.psnr.shape == result.ssim.shape == (17,)
+            assert set(result.horizons) == {1.0}  # 5 s and longer are past the clip
+            assert result.horizons[1.0].count == 16
+        repeat = scene.methods["repeat_first"]
+        assert repeat.psnr[0] == math.inf and repeat.ssim[0] == pytest.approx(1.0)
+        assert scene.methods["model"].psnr[0] > 0 and math.isfinite(scene.methods["model"].psnr[1])
+    walk, revisit = report.scenes
+    assert walk.revisit_pairs == 0 and walk.methods["model"].revisit is None
+    assert revisit.revisit_pairs == 8
+    assert revisit.ground_truth_revisit.psnr == math.inf  # exact renders: the ceiling
+    assert revisit.methods["model"].revisit.count == 8
+    assert math.isfinite(revisit.methods["no_camera"].revisit.psnr)
+    # the camera matters to the network: with and without it the videos differ
+    assert not np.array_equal(walk.methods["model"].psnr, walk.methods["no_camera"].psnr)
+
+    table = report.horizon_table()
+    assert set(table) == set(METHODS) and set(table["model"]) == {1.0}
+    assert set(report.revisit_table()) == {*METHODS, "ground_truth"}
+    md = report.to_markdown()
+    assert "| model |" in md and "| no_camera |" in md and "| repeat_first |" in md and "1 s" in md
+    assert "Revisit consistency" in md
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert data["settings"]["scene_seeds"] == seeds
+    assert data["scenes"][0]["methods"]["repeat_first"]["psnr_per_frame"][0] is None  # +inf -> null
+    assert data["revisit"]["ground_truth"]["ssim"] == pytest.approx(1.0)
+
+
+def test_cli_writes_json_and_prints_table(pipe, tmp_path, capsys):
+    folder, _ = pipe
+    out = tmp_path / "report.json"
+    argv = ["eval", "worlds", "--model", str(folder), "--scenes", "1", "--seconds", "1", "--size", "64"]
+    argv += ["--steps", "1", "--guidance", "1", "--kinds", "revisit", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| model |" in printed and "Revisit consistency" in printed
+    data = json.loads(out.read_text())
+    assert data["settings"]["scene_seeds"] == [1_000_000]
+    assert data["scenes"][0]["path_kind"] == "revisit"
+
+
+def test_cli_rejects_unknown_kind(pipe, tmp_path, capsys):
+    folder, _ = pipe
+    argv = [
+        "eval",
+        "worlds",
+        "--model",
+        str(folder),
+        "--kinds",
+        "walk,jump",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    assert main(argv) == 2
+    assert "choose from" in capsys.readouterr().err
