@@ -12,7 +12,7 @@ network sees exactly the render's cameras) to three methods:
 
 - "model": `pipe.generate` along the path;
 - "no_camera": the same sampler, noise and text with the camera and Plücker inputs removed from every
-  guidance branch (`generate_without_camera`): what the network makes of the first frame alone;
+  guidance branch (`pipe.generate(..., drop_camera=True)`): what the network makes of the first frame alone;
 - "repeat_first": frame 0 repeated.
 
 Metrics, per method (`sanawm.eval.image_metrics`):
@@ -39,20 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..cameras import latent_camera_inputs
 from ..pipelines.world_model import GenerationConfig, WorldModelPipeline
-from ..sampling import (
-    Conditions,
-    EulerSchedule,
-    FewStepSchedule,
-    Guidance,
-    chunk_layout,
-    sample_bidirectional,
-    sample_chunked,
-)
 from ..world import build_scene, caption_for, plan_path, render_trajectory
 from ..world.camera import parse_size
 from .image_metrics import psnr, ssim
@@ -61,68 +50,6 @@ HELD_OUT_SEED_OFFSET = 1_000_000
 DEFAULT_KINDS = ("walk", "revisit")
 DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
 METHODS = ("model", "no_camera", "repeat_first")
-
-
-# ---- the camera-removed baseline ------------------------------------------------------------------
-
-
-@torch.no_grad()
-def sample_latents(
-    pipe: WorldModelPipeline, pixels, path, prompt: str, cfg: GenerationConfig, drop_camera: bool = False
-) -> torch.Tensor:
-    """`pipe.sample_latents`, step for step, with an option to remove the camera from every branch.
-
-    With `drop_camera=False` the result equals `pipe.sample_latents` exactly (a test ties them). With
-    `drop_camera=True` the conditions carry camera=None and plucker=None, as the network sees them under
-    camera dropout in training; the noise, text, schedule and guidance are unchanged.
-    Returns latents (1, C, T, h, w).
-    """
-    device, dtype = pipe.device, next(pipe.transformer.parameters()).dtype
-    first = pipe.vae.encode(pixels[:, :, None].to(device, pipe.vae.dtype)).to(dtype)
-    cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
-    camera, plucker = cam.batched()
-    T = camera.shape[1]
-    if drop_camera:
-        camera, plucker = None, None
-    text, mask = pipe.text_encoder.encode([prompt])
-    neg, neg_mask = pipe.text_encoder.encode_negative([cfg.negative_prompt])
-    cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
-    g = torch.Generator(device=device).manual_seed(cfg.seed)
-    noise = torch.randn(1, first.shape[1], T, *first.shape[-2:], generator=g, device=device, dtype=dtype)
-    guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)
-    neg, neg_mask = neg.to(device, dtype), neg_mask.to(device)
-    if cfg.mode == "bidirectional":
-        schedule = EulerSchedule(cfg.steps, cfg.shift, pipe.scheduler_config)
-        return sample_bidirectional(pipe.transformer, noise, first, cond, schedule, guidance, neg, neg_mask)
-    schedule = (
-        FewStepSchedule(tuple(cfg.timesteps))
-        if cfg.timesteps is not None
-        else EulerSchedule(cfg.steps, cfg.shift, pipe.scheduler_config)
-    )
-    chunks = chunk_layout(T, cfg.chunk, cfg.first_chunk)
-    renoise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-
-    def renoise(i, step):
-        shape = (1, first.shape[1], chunks[i], *first.shape[-2:])
-        return torch.randn(*shape, generator=renoise_gen, device=device, dtype=dtype)
-
-    return sample_chunked(
-        pipe.transformer, noise, first, cond, chunks, schedule, guidance, neg, neg_mask,
-        kv_window=cfg.kv_window, streaming=cfg.mode == "streaming", renoise=renoise,
-    )  # fmt: skip
-
-
-@torch.no_grad()
-def generate_without_camera(pipe: WorldModelPipeline, image, prompt, trajectory, cfg: GenerationConfig):
-    """`pipe.generate(image, prompt, trajectory=..., config=cfg)` with the camera inputs removed.
-
-    Returns (frames (F, H, W, 3) uint8, the trajectory `pipe.generate` would have used)."""
-    path = pipe.camera_path(cfg, trajectory, None, None, (image.height, image.width))
-    pixels, path = pipe.prepare_image(image, path, cfg)
-    latents = sample_latents(pipe, pixels, path, prompt, cfg, drop_camera=True)
-    video = pipe.vae.decode(latents.to(pipe.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
-    frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
-    return frames.cpu().numpy(), path
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -380,12 +307,16 @@ def evaluate_worlds(
         timings["model"] = time.perf_counter() - t0
         _check_cameras(result.trajectory, traj, scene_seed)
         t0 = time.perf_counter()
-        no_cam, used = generate_without_camera(pipe, first, text, traj, cfg)
+        no_cam = pipe.generate(first, text, trajectory=traj, config=cfg, drop_camera=True)
         timings["no_camera"] = time.perf_counter() - t0
-        _check_cameras(used, traj, scene_seed)
+        _check_cameras(no_cam.trajectory, traj, scene_seed)
 
         pairs = revisit_pairs(traj.c2w)
-        frames = {"model": result.frames, "no_camera": no_cam, "repeat_first": np.repeat(truth[:1], n, 0)}
+        frames = {
+            "model": result.frames,
+            "no_camera": no_cam.frames,
+            "repeat_first": np.repeat(truth[:1], n, 0),
+        }
         methods = {m: score_method(f, truth, fps, horizons, pairs) for m, f in frames.items()}
         gt_revisit = score_method(truth, truth, fps, (), pairs).revisit
         results.append(

@@ -57,6 +57,7 @@ from ..cameras.poses import as_c2w
 from ..model.ops.gdn import GDNState
 from ..model.state import AttentionState, BlockState, KVWindow, StreamState
 from ..sampling import ChunkSession, Conditions, EulerSchedule, FewStepSchedule, Guidance
+from ..vae import to_uint8_frames
 
 if TYPE_CHECKING:
     from .world_model import GenerationConfig
@@ -378,8 +379,7 @@ class WorldSession:
         video = vae.decode(latents.to(vae.dtype))
         if not first:
             video = video[:, :, -8 * x.shape[2] :]
-        frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
-        return frames.cpu().numpy(), latents[:, :, -keep:]
+        return to_uint8_frames(video), latents[:, :, -keep:]
 
     @staticmethod
     def _guidance(cfg) -> Guidance:

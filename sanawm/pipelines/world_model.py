@@ -28,7 +28,7 @@ from ..sampling import (
     sample_chunked,
 )
 from ..text import Gemma2TextEncoder, NullTextEncoder, TextEncoder
-from ..vae import LTX2VAE, VideoVAE
+from ..vae import LTX2VAE, VideoVAE, to_uint8_frames
 from .session import DEFAULT_DECODE_CONTEXT, WorldSession, initial_state
 
 MODES = ("bidirectional", "chunk-causal", "streaming")
@@ -177,16 +177,17 @@ class WorldModelPipeline:
         intrinsics=None,
         config: GenerationConfig = GenerationConfig(),
         progress=None,
+        drop_camera: bool = False,
     ) -> GenerationResult:
-        """Generate a video. `intrinsics` are in the input image's pixels (default: `config.fov_deg`)."""
+        """Generate a video. `intrinsics` are in the input image's pixels (default: `config.fov_deg`).
+        `drop_camera` removes the camera inputs from every guidance branch (an evaluation baseline)."""
         cfg = config
         img_size = _image_size(image)
         path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
         pixels, path = self.prepare_image(image, path, cfg)
-        latents = self.sample_latents(pixels, path, prompt, cfg, progress)
+        latents = self.sample_latents(pixels, path, prompt, cfg, progress, drop_camera)
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
-        frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
-        return GenerationResult(frames.cpu().numpy(), path, latents)
+        return GenerationResult(to_uint8_frames(video), path, latents)
 
     @torch.no_grad()
     def session(
@@ -219,15 +220,27 @@ class WorldModelPipeline:
         state = initial_state(self, pixels, start.intrinsics[0], prompt, cfg, speeds, decode_context)
         return WorldSession(self, state)
 
-    def sample_latents(self, pixels, path: Trajectory, prompt: str, cfg: GenerationConfig, progress=None):
+    def sample_latents(
+        self,
+        pixels,
+        path: Trajectory,
+        prompt: str,
+        cfg: GenerationConfig,
+        progress=None,
+        drop_camera: bool = False,
+    ):
+        """Latents (1, C, T, h, w) for a prepared first frame and path. `drop_camera`: the network sees
+        camera=None and plucker=None in every branch (noise, text, schedule and guidance unchanged)."""
         device, dtype = self.device, next(self.transformer.parameters()).dtype
         first = self.vae.encode(pixels[:, :, None].to(device, self.vae.dtype)).to(dtype)
         cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
         camera, plucker = cam.batched()
         text, mask = self.text_encoder.encode([prompt])
         neg, neg_mask = self.text_encoder.encode_negative([cfg.negative_prompt])
-        cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
         T = camera.shape[1]
+        if drop_camera:
+            camera, plucker = None, None
+        cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
         g = torch.Generator(device=device).manual_seed(cfg.seed)
         noise = torch.randn(1, first.shape[1], T, *first.shape[-2:], generator=g, device=device, dtype=dtype)
         guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)

@@ -1,6 +1,13 @@
 """Video VAEs behind one interface: the LTX-2 VAE (diffusers, local folder) and a small trainable one."""
 
-from .interface import DEFAULT_TILE_OVERLAP, VideoVAE, estimate_latent_stats, plan_tiles, tiled_over_time
+from .interface import (
+    DEFAULT_TILE_OVERLAP,
+    VideoVAE,
+    estimate_latent_stats,
+    plan_tiles,
+    tiled_over_time,
+    to_uint8_frames,
+)
 from .ltx2 import LTX2VAE, ltx2_strides, resolve_ltx2_folder
 from .small import SMALL_VAE_PRESETS, SmallVAEConfig, SmallVideoVAE, vae_loss
 
@@ -16,5 +23,6 @@ __all__ = [
     "plan_tiles",
     "resolve_ltx2_folder",
     "tiled_over_time",
+    "to_uint8_frames",
     "vae_loss",
 ]

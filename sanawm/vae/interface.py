@@ -43,6 +43,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -315,3 +316,9 @@ def estimate_latent_stats(vae: VideoVAE, videos: Iterable[torch.Tensor]) -> tupl
     mu = total / count
     var = (total_sq / count - mu.square()).clamp_min(1e-12)
     return mu.cpu(), var.sqrt().cpu()
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """A decoded video (1, 3, F, H, W) in [-1, 1] -> frames (F, H, W, 3) uint8."""
+    frames = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)
+    return frames.cpu().numpy()

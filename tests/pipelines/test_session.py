@@ -9,6 +9,7 @@ from sanawm.cameras.actions import actions_to_c2w
 from sanawm.pipelines import GenerationConfig, WorldModelPipeline, load_state, rollout_actions, save_state
 from sanawm.pipelines.session import yaw_pitch_of
 from sanawm.sampling import Conditions, EulerSchedule, FewStepSchedule, Guidance, sample_chunked
+from sanawm.vae import to_uint8_frames
 from tests.pipelines.test_world_model import INTRINSICS, _image
 
 CFG = GenerationConfig(
@@ -158,6 +159,6 @@ def test_decoding_as_you_go_is_exact_for_a_causal_decoder(pipe):
     frames = session.step(actions="w-12")
     frames = np.concatenate([frames, session.step(actions="w-12,l-8")])
     video = causal.vae.decode(session.save().context)
-    whole = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    whole = to_uint8_frames(video)
     assert frames.shape == whole.shape == (33, 64, 64, 3)
     assert np.abs(frames.astype(int) - whole.astype(int)).max() <= 1
