@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
+from bench_streaming import build  # a sibling script: benchmarks/ is on sys.path when run as a file
 
 from sanawm.cameras import latent_camera_inputs
 from sanawm.model import SanaWMTransformer, get_preset
@@ -113,22 +114,10 @@ def main():
     del model
 
     # 2. speed of a long clip split across GPUs, bf16
-    with torch.device("meta"):
-        big = SanaWMTransformer(get_preset(args.preset))
-    big = big.to_empty(device=device)
-    g = torch.Generator(device=device).manual_seed(0)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    with torch.no_grad():
-        for n, p in big.named_parameters():
-            if "norm" in n:
-                p.fill_(1.0)
-            elif n.endswith(("A_log",)):
-                p.zero_()
-            elif n.endswith("dt_bias"):
-                p.fill_(-4.0)
-            else:
-                p.normal_(0.0, 0.02, generator=g)
-    big = big.to(torch.bfloat16 if cuda else torch.float32).eval()
+    big = build(
+        args.preset, device, torch.bfloat16 if cuda else torch.float32
+    )  # random weights, as bench_streaming
     T = args.latent_frames
     grid = (22, 40) if cuda else (2, 3)
     lat, ts, text, camera, plucker, _ = inputs(
