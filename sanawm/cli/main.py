@@ -8,7 +8,17 @@ import json
 import sys
 
 # One line per subcommand module of this package.
-COMMAND_MODULES = ("model_info", "trajectory", "generate", "train", "world", "vae", "cache_latents", "eval")
+COMMAND_MODULES = (
+    "model_info",
+    "trajectory",
+    "generate",
+    "train",
+    "world",
+    "vae",
+    "cache_latents",
+    "export",
+    "eval",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

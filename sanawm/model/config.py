@@ -157,7 +157,7 @@ PRESETS: dict[str, ModelConfig] = {
     "sana-wm-2.6b": ModelConfig(),
     # The small model we train on procedural worlds and ship as the default (a few M parameters).
     "sana-wm-small": ModelConfig(
-        in_channels=16,
+        in_channels=32,  # the "medium" SmallVideoVAE's latent channels
         num_layers=8,
         hidden_size=256,
         num_attention_heads=4,

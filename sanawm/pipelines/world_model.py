@@ -28,7 +28,7 @@ from ..sampling import (
     sample_chunked,
 )
 from ..text import Gemma2TextEncoder, NullTextEncoder, TextEncoder
-from ..vae import LTX2VAE, VideoVAE, to_uint8_frames
+from ..vae import VideoVAE, load_vae, to_uint8_frames
 from .session import DEFAULT_DECODE_CONTEXT, WorldSession, initial_state
 
 MODES = ("bidirectional", "chunk-causal", "streaming")
@@ -113,7 +113,7 @@ class WorldModelPipeline:
                 "text_encoder/, tokenizer/, scheduler/), as SanaWMPipeline.save_pretrained writes"
             )
         transformer = from_diffusers(folder / "transformer", dtype=dtype, device=device)
-        vae = LTX2VAE.from_pretrained(folder / "vae", dtype=dtype, device=device)
+        vae = load_vae(folder / "vae", dtype=dtype, device=device)
         if (folder / "text_encoder").is_dir():
             text = Gemma2TextEncoder.from_pretrained(folder, dtype=dtype, device=device)
         else:

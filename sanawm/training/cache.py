@@ -69,7 +69,7 @@ def cache_latents(
 ) -> Path:
     """Encode every window of `dataset_root` into shards under `out_dir`; returns the index path.
 
-    vae: a `sanawm.vae.VideoVAE` or a VAE folder (`sanawm.training.data.load_vae`).
+    vae: a `sanawm.vae.VideoVAE` or a VAE folder (`sanawm.vae.load_vae`).
     text_encoder: a `sanawm.text.TextEncoder`, a Gemma-2 folder, or None (no text stored).
     progress: called as progress(done, total) with the number of samples encoded (or found in finished
         shards) so far, e.g. to drive a progress bar.
@@ -80,7 +80,7 @@ def cache_latents(
         raise ValueError(f"shard_size ({shard_size}) and windows_per_clip ({windows_per_clip}) must be ≥ 1")
     vae_folder = None
     if isinstance(vae, (str, Path)):
-        from .data import load_vae
+        from ..vae import load_vae
 
         vae_folder = str(Path(vae).resolve())
         vae = load_vae(vae, torch.device("cuda" if torch.cuda.is_available() else "cpu"), torch.float32)

@@ -177,6 +177,8 @@ class RunSection:
     context_parallel: ranks per context-parallel group c (under torchrun with W ranks: W / c data-parallel
         groups of c consecutive ranks; each group reads the same samples and splits their latent frames,
         so data.latent_frames must be a multiple of c). 1: plain data parallelism.
+    time_limit_minutes: stop early, with a checkpoint, once the run (this process) has trained this long;
+        for time-boxed machines. The step reached is logged; `--run.steps=THAT` reproduces the run.
     """
 
     steps: int = 100
@@ -191,8 +193,11 @@ class RunSection:
     progress: bool = True
     tensorboard: bool = True
     context_parallel: int = 1
+    time_limit_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
+            raise ValueError(f"run.time_limit_minutes must be > 0 or null, got {self.time_limit_minutes}")
         if self.context_parallel < 1:
             raise ValueError(f"run.context_parallel must be ≥ 1, got {self.context_parallel}")
         if self.steps < 0 or self.log_every < 1 or self.ckpt_every < 1 or self.seed < 0:

@@ -18,10 +18,7 @@ Sources (`DataSection.source`):
 
 from __future__ import annotations
 
-import importlib
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..cameras import latent_camera_inputs
 from ..model.config import ModelConfig
+from ..vae import load_vae
 from .config import DataSection
 
 
@@ -178,29 +176,6 @@ class ClipEncoder:
         return batch
 
 
-_VAE_LOADERS = {"SmallVideoVAE": ("small", "SmallVideoVAE"), "AutoencoderKLLTX2Video": ("ltx2", "LTX2VAE")}
-
-
-def load_vae(folder, device: torch.device, dtype: torch.dtype):
-    """The `sanawm.vae.VideoVAE` saved in `folder`, picked by its config.json `_class_name`."""
-    root = Path(folder)
-    configs = [c for c in (root / "config.json", root / "vae" / "config.json") if c.is_file()]
-    if not configs:
-        raise FileNotFoundError(
-            f"VAE folder {root} has no config.json (nor vae/config.json); check --data.vae"
-        )
-    name = json.loads(configs[0].read_text()).get("_class_name")
-    if name not in _VAE_LOADERS:
-        raise ValueError(
-            f"{configs[0]} names _class_name={name!r}; data.vae must be one of {sorted(_VAE_LOADERS)}"
-        )
-    module, cls = _VAE_LOADERS[name]
-    vae_class = getattr(importlib.import_module(f"sanawm.vae.{module}"), cls)
-    return (
-        vae_class.from_pretrained(configs[0].parent, dtype=dtype, device=device).eval().requires_grad_(False)
-    )
-
-
 class TrainingSamples(Dataset):
     """Global position k -> the dataset item it reads, plus its noise ε (`latent_shape`) and k.
 
@@ -315,5 +290,4 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "derive_seed",
-    "load_vae",
 ]

@@ -28,6 +28,7 @@ from ..model.ops.context_parallel import ContextParallel
 from ..model.transformer import SanaWMTransformer
 from .checkpoint import (
     capture_rng,
+    checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -179,7 +180,15 @@ class Trainer:
         losses, t0, steps0 = [], time.perf_counter(), self.step
         batches = iter(loader)
         self.model.train()
+        started, stopped_early = time.perf_counter(), False
         while self.step < cfg.run.steps:
+            if self._out_of_time(started):
+                stopped_early = True
+                say(f"sanawm train: time limit ({cfg.run.time_limit_minutes:g} min) hit at step {self.step}")
+                if last_ckpt is None or Path(last_ckpt).name != checkpoint_name(self.step):
+                    last_ckpt = self.save()
+                    say(f"sanawm train: checkpoint {last_ckpt}")
+                break
             lr = self.scheduler.get_last_lr()[0]
             out = self.train_step(next(batches))
             losses.append(out["loss"])
@@ -211,7 +220,16 @@ class Trainer:
             "checkpoint": None if last_ckpt is None else str(last_ckpt),
             "loss": last_loss,
             "world_size": env.world_size,
+            "stopped_at_time_limit": stopped_early,
         }
+
+    def _out_of_time(self, started: float) -> bool:
+        """Whether run.time_limit_minutes has passed, agreed over ranks (any rank out of time stops all)."""
+        limit = self.cfg.run.time_limit_minutes
+        if limit is None:
+            return False
+        flag = torch.tensor(float(time.perf_counter() - started > 60 * limit), device=self.env.device)
+        return bool(all_reduce_mean(flag, self.env).item() > 0)
 
     # ---- checkpoints ----------------------------------------------------------------------------
 

@@ -14,10 +14,12 @@ folder then renamed) and, at the end, vae/: the weights with latent statistics e
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +45,9 @@ class VAETrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    schedule: str = "constant"  # or "cosine": down to min_lr_ratio · lr at `steps`
+    min_lr_ratio: float = 0.1
+    time_limit_minutes: float | None = None  # stop early (with a checkpoint and the vae/ folder)
     grad_clip: float | None = 1.0
     kl_weight: float = 1e-4
     seed: int = 0
@@ -67,6 +72,10 @@ class VAETrainConfig:
             or min(self.batch_size, self.log_every, self.ckpt_every) < 1
         ):
             raise ValueError("steps, stats_samples ≥ 0; batch_size, log_every, ckpt_every ≥ 1")
+        if self.schedule not in ("constant", "cosine") or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("schedule must be constant or cosine, min_lr_ratio in [0, 1]")
+        if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
+            raise ValueError(f"time_limit_minutes must be > 0 or None, got {self.time_limit_minutes}")
         if self.precision not in ("fp32", "bf16") or self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("precision must be fp32 or bf16, device auto, cpu or cuda")
 
@@ -122,17 +131,16 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
         )
     if resume and latest is None:
         raise ValueError(f"--resume but {ckpts} holds no checkpoint; drop --resume to start a fresh run")
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device)
-    if cfg.device == "auto" and not torch.cuda.is_available():
-        device = torch.device("cpu")
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
     bf16 = cfg.precision == "bf16" and device.type == "cuda"
 
     torch.manual_seed(cfg.seed)
     vae = SmallVideoVAE(SMALL_VAE_PRESETS[cfg.preset]).to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg))
     step = 0
     if latest is not None:
         vae.load_state_dict(load_file(str(latest / "model.safetensors")))
@@ -154,7 +162,13 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, desc="vae train", unit="step", disable=not cfg.progress)
     vae.train()
     last, acc, t0, s0 = None, [], time.perf_counter(), step
+    started, limit = time.perf_counter(), cfg.time_limit_minutes
     while step < cfg.steps:
+        if limit is not None and time.perf_counter() - started > 60 * limit:
+            print(f"sanawm vae train: time limit ({limit:g} min) hit at step {step}", file=sys.stderr)
+            if not (ckpts / f"step_{step:08d}").is_dir():
+                _save(ckpts, step, vae, optimizer, scheduler, cfg.keep_checkpoints)
+            break
         video = next(batches).to(device)
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, step, 7))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
@@ -193,6 +207,16 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return {"out_dir": str(out), "step": step, "loss": last, "vae": str(final)}
+
+
+def lr_factor(step: int, cfg: VAETrainConfig) -> float:
+    """Multiplier of cfg.lr: linear warm-up, then constant or a cosine down to cfg.min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _latest(root: Path) -> Path | None:

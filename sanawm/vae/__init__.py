@@ -8,6 +8,7 @@ from .interface import (
     tiled_over_time,
     to_uint8_frames,
 )
+from .loading import load_vae
 from .ltx2 import LTX2VAE, ltx2_strides, resolve_ltx2_folder
 from .small import SMALL_VAE_PRESETS, SmallVAEConfig, SmallVideoVAE, vae_loss
 
@@ -19,6 +20,7 @@ __all__ = [
     "SmallVideoVAE",
     "VideoVAE",
     "estimate_latent_stats",
+    "load_vae",
     "ltx2_strides",
     "plan_tiles",
     "resolve_ltx2_folder",

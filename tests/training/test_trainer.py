@@ -140,3 +140,13 @@ def test_latent_cache_source_says_what_is_missing(tmp_path):
     cfg = load_config("tiny-smoke", ["--data.source=latents", f"--data.path={tmp_path}"])
     with pytest.raises(FileNotFoundError, match="cache-latents"):
         build_dataset(cfg.data, cfg.model_config(), 0)
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path):
+    out = Trainer(config(tmp_path / "a", "--run.time_limit_minutes=1e-9", steps=50)).train()
+    assert out["stopped_at_time_limit"] and out["step"] == 0
+    assert Path(out["checkpoint"]).name == "step_00000000"
+    done = Trainer(config(tmp_path / "b", steps=2)).train()
+    assert not done["stopped_at_time_limit"] and done["step"] == 2
+    with pytest.raises(ValueError, match="time_limit_minutes"):
+        config(tmp_path / "c", "--run.time_limit_minutes=0")

@@ -48,3 +48,35 @@ def test_vae_train_lowers_the_loss_resumes_and_saves_a_loadable_vae(tmp_path, ca
     for x, y in zip(rows, resumed, strict=True):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5)
     assert vae_train(tmp_path / "clips", tmp_path / "b", 12) == 2  # refuses to overwrite without --resume
+
+
+def test_cosine_schedule_time_limit_and_held_out_eval(tmp_path, capsys):
+    from sanawm.training.vae_train import VAETrainConfig, lr_factor
+
+    cfg = VAETrainConfig(dataset="x", steps=110, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(60, cfg) == pytest.approx(0.55)
+    assert lr_factor(110, cfg) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="schedule"):
+        VAETrainConfig(dataset="x", schedule="linear")
+
+    write_clips(tmp_path / "clips", n=2, frames=20)
+    # a time limit that is over at once: a checkpoint at step 0 and a usable vae/ folder, no training
+    assert vae_train(tmp_path / "clips", tmp_path / "t", 50, "--time-limit-minutes=1e-9") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["step"] == 0
+    assert (tmp_path / "t" / "checkpoints" / "step_00000000").is_dir()
+
+    assert vae_train(tmp_path / "clips", tmp_path / "a", 6) == 0
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    args = ["vae", "eval", str(tmp_path / "a" / "vae"), str(tmp_path / "clips"), "--frames=9", "--size=64,64"]
+    assert main([*args, "--device=cpu", f"--out={report}"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    full = json.loads(report.read_text())
+    assert printed["clips"] == 2 and len(full["per_clip"]) == 2 and "per_clip" not in printed
+    assert 0 < full["psnr"] < 60 and -1 <= full["ssim"] <= 1
+    assert full["psnr"] == pytest.approx(sum(r["psnr"] for r in full["per_clip"]) / 2)
+    # too long a window for these 20-frame clips: a clear error
+    assert main([*args[:4], "--frames=33", "--size=64,64", "--device=cpu"]) == 2
+    assert "33" in capsys.readouterr().err

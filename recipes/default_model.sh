@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Train the shipped default model from nothing: procedural worlds -> VAE -> latents -> world model.
+#
+#   recipes/default_model.sh WORK [--smoke]
+#
+# Every stage writes under WORK and is skipped when its output is complete, so a rerun resumes. --smoke
+# runs the same chain at toy scale (a few 64-pixel clips, a few steps) to check it end to end on a CPU.
+# The full run was made on one H100 (see docs/model-card.md); its two world-model phases are time-boxed
+# (run.time_limit_minutes), and the step each reached is logged in WORK/phase*/metrics.jsonl.
+#
+# Seeds: VAE clips 0.., phase-1 clips 1000.., phase-2 clips 5000.., held-out VAE clips 900000..;
+# `sanawm eval worlds` uses 1000000.. so nothing evaluated was trained on.
+set -euo pipefail
+
+WORK=${1:?usage: recipes/default_model.sh WORK [--smoke]}
+MODE=${2:-full}
+SANAWM=(python3 -m sanawm.cli.main)
+mkdir -p "$WORK"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
+
+if [[ $MODE == --smoke ]]; then
+    SIZE=64; WORKERS=2
+    VAE_SCENES=3; VAE_SECONDS=1; HELD_SCENES=2
+    A_SCENES=3; A_SECONDS=2; A_FRAMES=33; B_SCENES=2; B_SECONDS=3; B_FRAMES=49
+    VAE_ARGS=(--preset tiny --steps 3 --batch-size 2 --workers 0 --stats-samples 2 --no-progress)
+    PHASE_ARGS=(--model.preset=sana-wm-micro --model.overrides.in_channels=8 --data.batch_size=2 --data.workers=0
+                --run.steps=2 --run.log_every=1 --run.progress=false)
+    P1_LIMIT=1; P2_LIMIT=1
+else
+    SIZE=256; WORKERS=12
+    VAE_SCENES=160; VAE_SECONDS=3; HELD_SCENES=16
+    A_SCENES=800; A_SECONDS=10; A_FRAMES=161; B_SCENES=300; B_SECONDS=20; B_FRAMES=321
+    VAE_ARGS=(--preset medium --steps 1400 --batch-size 8 --lr 5e-4 --warmup-steps 100 --schedule cosine
+              --time-limit-minutes 5.5 --workers 4 --log-every 25 --ckpt-every 500 --no-progress)
+    PHASE_ARGS=(--run.progress=false)
+    P1_LIMIT=7; P2_LIMIT=7
+fi
+LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 ))
+
+render() {  # render NAME SEED SCENES SECONDS WORKERS
+    "${SANAWM[@]}" world render --out "$WORK/$1" --seed "$2" --scenes "$3" --seconds "$4" --size "$SIZE" \
+        --workers "$5" > "$WORK/$1.render.json"
+    touch "$WORK/$1.done"
+}
+
+cache() {  # cache NAME FRAMES
+    [[ -f $WORK/latents-$1/index.json ]] && return
+    "${SANAWM[@]}" cache-latents "$WORK/$1" --vae "$WORK/vae/vae" --frames "$2" --size "$SIZE,$SIZE" \
+        --windows-per-clip 1 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+}
+
+wait_for() {  # wait for WORK/NAME.done, which the background job writes; fail if that job died
+    while [[ ! -f $WORK/$1.done ]]; do
+        kill -0 "$BACKGROUND" 2> /dev/null || { log "background job failed: see $WORK/background.log"; exit 1; }
+        sleep 5
+    done
+}
+
+log "worlds for the VAE"
+[[ -f $WORK/worlds-vae.done ]] || render worlds-vae 0 "$VAE_SCENES" "$VAE_SECONDS" "$WORKERS"
+[[ -f $WORK/worlds-heldout.done ]] || render worlds-heldout 900000 "$HELD_SCENES" "$VAE_SECONDS" "$WORKERS"
+
+# The world-model clips render on the CPUs while the VAE trains on the GPU; their latents cache as
+# soon as the VAE exists, phase 2's while phase 1 trains.
+(
+    [[ -f $WORK/worlds-a.done ]] || render worlds-a 1000 "$A_SCENES" "$A_SECONDS" $((WORKERS * 5 / 6))
+    [[ -f $WORK/worlds-b.done ]] || render worlds-b 5000 "$B_SCENES" "$B_SECONDS" $((WORKERS * 5 / 6))
+    while [[ ! -f $WORK/vae/vae/config.json || ! -f $WORK/latents-worlds-a/index.json ]]; do sleep 5; done
+    cache worlds-b "$B_FRAMES"
+    touch "$WORK/latents-b.done"
+) >> "$WORK/background.log" 2>&1 &
+BACKGROUND=$!
+trap 'kill $BACKGROUND 2> /dev/null || true' EXIT
+
+log "VAE"
+if [[ ! -f $WORK/vae/vae/config.json ]]; then
+    resume=(); [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
+    "${SANAWM[@]}" vae train "$WORK/worlds-vae" --frames 17 --size "$SIZE,$SIZE" --out "$WORK/vae" \
+        "${VAE_ARGS[@]}" "${resume[@]}" > "$WORK/vae.json"
+fi
+[[ -f $WORK/vae-eval.json ]] || "${SANAWM[@]}" vae eval "$WORK/vae/vae" "$WORK/worlds-heldout" --frames 17 \
+    --size "$SIZE,$SIZE" --out "$WORK/vae-eval.json" > /dev/null
+log "VAE done: $(python3 -c "import json; r = json.load(open('$WORK/vae-eval.json')); print(f\"held-out PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}\")")"
+
+log "latents, phase 1"
+wait_for worlds-a
+cache worlds-a "$A_FRAMES"
+
+log "phase 1: ${LATENT_A} latent frames"
+if [[ ! -f $WORK/phase1.done ]]; then
+    resume=(); [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
+    "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
+        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --run.out_dir="$WORK/phase1" \
+        --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"
+    touch "$WORK/phase1.done"
+fi
+
+log "phase 2: ${LATENT_B} latent frames"
+wait_for latents-b
+if [[ ! -f $WORK/phase2.done ]]; then
+    resume=(--model.init_from="$WORK/phase1" --model.init_weights=ema)
+    [[ -d $WORK/phase2/checkpoints ]] && resume=(--resume)
+    "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
+        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size=8 --optim.lr=2e-4 \
+        --optim.warmup_steps=50 --run.out_dir="$WORK/phase2" --run.time_limit_minutes="$P2_LIMIT" \
+        "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
+    touch "$WORK/phase2.done"
+fi
+wait "$BACKGROUND"
+
+log "export"
+"${SANAWM[@]}" export "$WORK/phase2" --vae "$WORK/vae/vae" --out "$WORK/pipeline" --overwrite > "$WORK/export.json"
+log "done: $WORK/pipeline"

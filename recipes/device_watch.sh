@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# On the GPU machine: start recipes/default_model.sh detached (first call) or keep watching it (later
+# calls), for at most SECONDS; then pack its small outputs (logs, metrics, VAE, latest EMA weights, the
+# exported pipeline) into OUT as 15 MiB parts:  cat pack.tar.part-* | tar x
+#
+#   recipes/device_watch.sh WORK OUT SECONDS [--smoke]
+set -uo pipefail
+WORK=$1; OUT=$2; LIMIT=$3
+start=$(date +%s)
+if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
+    if [[ ! -f $WORK/pipeline/generation.json ]]; then
+        mkdir -p "$WORK"; rm -rf "$WORK/src" "$WORK/driver.pid"; mkdir "$WORK/src"
+        cp -r sanawm recipes pyproject.toml "$WORK/src/"
+        # setsid may fork, so $! would name a process that exits at once: the recipe writes its own pid.
+        (cd "$WORK/src" && PYTHONPATH="$WORK/src:${PYTHONPATH:-}" setsid nohup bash -c \
+            'echo $$ > "$0/driver.pid"; exec bash recipes/default_model.sh "$0" $1' "$WORK" "${4:-}" \
+            > "$WORK/driver.log" 2>&1 < /dev/null &)
+        for _ in 1 2 3 4 5 6 7 8 9 10; do [[ -s $WORK/driver.pid ]] && break; sleep 0.5; done
+        echo "started the recipe (pid $(cat "$WORK/driver.pid"))"
+    fi
+fi
+while (( $(date +%s) - start < LIMIT )); do
+    [[ -f $WORK/pipeline/generation.json ]] && break
+    kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null || break
+    sleep 10
+done
+echo "== recipe.log"; cat "$WORK/recipe.log" 2> /dev/null
+echo "== driver.log (tail)"; tail -5 "$WORK/driver.log" 2> /dev/null | cut -c1-400
+for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl; do
+    [[ -f $WORK/$m ]] && { echo "== $m"; sed -n '1p;$p' "$WORK/$m"; wc -l < "$WORK/$m"; }
+done
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+cd "$WORK" || exit 1
+items=()
+for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
+         phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json; do
+    [[ -e $p ]] && items+=("$p")
+done
+# At most 64 MiB come back from a call: once the (bf16) pipeline exists, leave the fp32 weights behind.
+[[ -e pipeline ]] && items=("${items[@]/vae\/vae/}")
+for run in phase1 phase2; do
+    [[ -e pipeline ]] && break
+    ckpt=$(ls -d $run/checkpoints/step_* 2> /dev/null | tail -1)
+    [[ -n $ckpt ]] && for f in ema.safetensors config.yaml model_config.json; do
+        [[ -f $ckpt/$f ]] && items+=("$ckpt/$f")
+    done
+done
+tar cf - ${items[@]} | split -b 15M - "$OUT/pack.tar.part-"
+ls -la "$OUT"

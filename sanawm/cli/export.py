@@ -1,0 +1,42 @@
+"""`sanawm export RUN --vae VAE --out DIR`: a training run -> a pipeline folder for `sanawm generate`."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a pipeline folder (transformer/, vae/, scheduler/, generation.json) from a training run",
+        description="Write a pipeline folder that `sanawm generate --model` and WorldModelPipeline load: "
+        "the run's weights, its VAE, a flow-matching scheduler with the training shift and generation "
+        "defaults taken from the training config.",
+    )
+    p.add_argument("checkpoint", help="a training run folder (its latest checkpoint) or a checkpoint folder")
+    p.add_argument("--vae", required=True, help="the VAE folder the run's latents came from")
+    p.add_argument("--out", required=True, help="pipeline folder to write")
+    p.add_argument("--weights", choices=("ema", "model"), default="ema")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="storage dtype")
+    p.add_argument("--steps", type=int, default=8, help="default sampling steps")
+    p.add_argument("--guidance", type=float, default=1.0, help="default classifier-free guidance")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(run=run)
+
+
+def run(args) -> dict:
+    from ..pipelines.export import export_pipeline
+
+    try:
+        out = export_pipeline(
+            args.checkpoint,
+            args.vae,
+            args.out,
+            weights=args.weights,
+            dtype=args.dtype,
+            steps=args.steps,
+            guidance=args.guidance,
+            overwrite=args.overwrite,
+        )
+    except FileExistsError as err:
+        raise ValueError(str(err)) from None
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return {"out": str(out), "megabytes": round(size / 1e6, 2)}

@@ -1,0 +1,107 @@
+"""Write a pipeline folder from a training run: the network, its VAE, the sampler and generation defaults.
+
+    export_pipeline("runs/default-world-2", "runs/vae/vae", "my-model", steps=8, guidance=1.0)
+    WorldModelPipeline.from_pretrained("my-model")      # or `sanawm generate --model my-model`
+
+Layout (diffusers' SANA-WM layout where it applies, so the transformer folder also loads in diffusers):
+
+    transformer/   config.json + diffusion_pytorch_model.safetensors   (SanaWMTransformer3DModel)
+    vae/           config.json + model.safetensors                     (SmallVideoVAE) or an LTX-2 VAE
+    scheduler/     scheduler_config.json    FlowMatchEulerDiscreteScheduler with the training shift
+    generation.json                          GenerationConfig defaults: size, sampler, steps, guidance
+    (no text_encoder/: the model was trained without text; a NullTextEncoder stands in)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+GENERATION_FILE = "generation.json"
+
+
+def export_pipeline(
+    checkpoint,
+    vae,
+    out,
+    *,
+    weights: str = "ema",
+    dtype: str = "bf16",
+    steps: int = 8,
+    guidance: float = 1.0,
+    overwrite: bool = False,
+) -> Path:
+    """Write `out` from a training checkpoint (or run folder) and a VAE folder; returns `out`.
+
+    Weights are stored in `dtype` (bf16 halves the size; loading casts to the dtype asked for). The
+    generation defaults come from the training config: frame size, chunk layout, KV window, flow
+    shift; the sampler is 'streaming'; `steps` and `guidance` are the caller's choice.
+    """
+    from ..model.diffusers_compat import save_diffusers
+    from ..model.transformer import SanaWMTransformer
+    from ..training.checkpoint import load_weights, read_model_config, resolve_checkpoint
+    from ..training.config import load_config
+    from ..vae import load_vae
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
+    ckpt = resolve_checkpoint(checkpoint)
+    train_cfg = load_config(ckpt / "config.yaml")
+    model_cfg = read_model_config(ckpt)
+    with torch.device("meta"):
+        model = SanaWMTransformer(model_cfg)
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(load_weights(ckpt, weights), strict=True)
+    video_vae = load_vae(vae)
+    if video_vae.latent_channels != model_cfg.in_channels:
+        raise ValueError(
+            f"the network reads {model_cfg.in_channels}-channel latents but {vae} makes "
+            f"{video_vae.latent_channels}: pass the VAE the network was trained with"
+        )
+    flow, data = train_cfg.flow, train_cfg.data
+    generation = {
+        "height": data.size[0],
+        "width": data.size[1],
+        "fps": 16.0,
+        "mode": "streaming" if flow.mode == "chunk_causal" else "bidirectional",
+        "steps": int(steps),
+        "shift": flow.timesteps.shift,
+        "guidance": float(guidance),
+        "chunk": flow.chunk,
+        "first_chunk": flow.first_chunk,
+        "kv_window": flow.kv_window,
+    }
+    scheduler = {
+        "_class_name": "FlowMatchEulerDiscreteScheduler",
+        "num_train_timesteps": 1000,
+        "shift": flow.timesteps.shift,
+        "use_dynamic_shifting": False,
+    }
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_diffusers(model.to(DTYPES[dtype]), tmp / "transformer")
+    if hasattr(video_vae, "save_pretrained"):  # ours: stored in `dtype`
+        video_vae.to(DTYPES[dtype]).save_pretrained(tmp / "vae")
+    else:  # a diffusers LTX-2 VAE folder: copied as it is
+        vae_dir = Path(vae) / "vae" if (Path(vae) / "vae" / "config.json").is_file() else Path(vae)
+        shutil.copytree(vae_dir, tmp / "vae")
+    (tmp / "scheduler").mkdir()
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
+    source = {"checkpoint": str(ckpt), "weights": weights, "vae": str(vae)}
+    (tmp / GENERATION_FILE).write_text(json.dumps({**generation, "_source": source}, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+__all__ = ["GENERATION_FILE", "export_pipeline"]
