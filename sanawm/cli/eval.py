@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
         "worlds",
         help="PSNR / SSIM per horizon and revisit consistency vs ground-truth renders, with baselines",
     )
-    w.add_argument("--model", help="a local SANA-WM pipeline folder in diffusers format")
+    w.add_argument("--model", help="a local pipeline folder (default: the shipped small model)")
     w.add_argument("--scenes", type=int, default=20, help="number of held-out scenes (default 20)")
     w.add_argument(
         "--seed-offset", type=int, default=1_000_000,
@@ -46,6 +46,8 @@ def add_parser(sub) -> None:
     w.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     w.add_argument("--path-seed", type=int, default=1, help="path seed (default 1; training clips use 0)")
     w.add_argument("--out", type=Path, required=True, help="report JSON to write")
+    w.add_argument("--sheets", type=Path, help="folder for per-scene comparison sheets (PNG)")
+    w.add_argument("--plot", type=Path, help="PSNR-vs-time plot (PNG) of the report")
     w.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     w.add_argument("--dtype", choices=sorted(DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
     w.set_defaults(run=run_worlds)
@@ -55,11 +57,6 @@ def run_worlds(args) -> int:
     from ..eval.worlds import evaluate_worlds
     from ..pipelines import WorldModelPipeline
 
-    if args.model is None:
-        raise ValueError(
-            "no model given: pass --model PATH to a local SANA-WM pipeline folder in diffusers format "
-            "(transformer/, vae/, text_encoder/, tokenizer/, scheduler/)"
-        )
     if args.scenes < 1:
         raise ValueError(f"--scenes must be at least 1, got {args.scenes}")
     if args.seed_offset < 0:
@@ -76,7 +73,10 @@ def run_worlds(args) -> int:
         ) from None
     if args.out.suffix.lower() != ".json":
         raise ValueError(f"--out must end in .json, got {args.out.name}")
-    pipe = WorldModelPipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    from ..pipelines.world_model import DEFAULT_MODEL
+
+    model = args.model if args.model is not None else DEFAULT_MODEL
+    pipe = WorldModelPipeline.from_pretrained(model, dtype=DTYPES[args.dtype], device=args.device)
     report = evaluate_worlds(
         pipe,
         range(args.seed_offset, args.seed_offset + args.scenes),
@@ -91,9 +91,14 @@ def run_worlds(args) -> int:
         seed=args.seed,
         path_seed=args.path_seed,
         progress=lambda msg: print(msg, file=sys.stderr),
+        sheets=args.sheets,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.save(args.out)
+    if args.plot is not None:
+        from ..eval.worlds import plot_psnr_over_time
+
+        plot_psnr_over_time(report.to_json(), args.plot)
     print(report.to_markdown())
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

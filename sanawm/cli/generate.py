@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,25 +16,30 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("generate", help="generate a camera-following video from a first frame")
-    p.add_argument("--model", help="a local SANA-WM pipeline folder in diffusers format")
-    p.add_argument("--image", help="first frame (any size; resized and centre-cropped)")
-    p.add_argument("--prompt", default="", help="text caption")
+    p = sub.add_parser(
+        "generate",
+        help="generate a camera-following video from a first frame",
+        description="First frame + camera path -> an mp4 that follows the camera (and its cameras.json and a "
+        "trajectory plot). With no arguments: the small default model shipped in the package, its example "
+        "first frame and a one-minute key path. Options left unset take the model's defaults "
+        "(its generation.json).",
+    )
+    p.add_argument("--model", help="a local pipeline folder (default: the shipped small model)")
+    p.add_argument("--image", help="first frame, any size; resized and centre-cropped (default: the example)")
+    p.add_argument("--prompt", default="", help="text caption (ignored by models trained without text)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--actions", help='key actions, e.g. "w-100,dw-60" (see README, Cameras)')
     src.add_argument("--trajectory", help="a trajectory file (json, npz, or --trajectory-format)")
     p.add_argument("--trajectory-format", help="format of --trajectory when its extension is ambiguous")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--fps", type=float, default=16.0)
-    p.add_argument("--height", type=int, default=704)
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument(
-        "--fov", type=float, default=60.0, help="horizontal field of view when the path has no intrinsics"
-    )
-    p.add_argument("--mode", choices=["bidirectional", "chunk-causal", "streaming"], default="bidirectional")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--guidance", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, help="length (default: the model's; 60 s for the shipped one)")
+    p.add_argument("--fps", type=float)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--fov", type=float, help="horizontal field of view when the path has no intrinsics")
+    p.add_argument("--mode", choices=["bidirectional", "chunk-causal", "streaming"])
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--seed", type=int)
     p.add_argument("--preview", action="store_true", help="draw a trajectory minimap in the video's corner")
     p.add_argument("--out", default="out.mp4")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -47,20 +53,23 @@ def run(args) -> dict:
     from ..cameras.plot import add_minimap, plot_trajectory
     from ..data import write_video
     from ..pipelines import WorldModelPipeline
+    from ..pipelines.world_model import DEFAULT_MODEL, EXAMPLE_ACTIONS, EXAMPLE_IMAGE
 
-    if args.model is None:
-        raise ValueError(
-            "no model given: sanawm does not ship a default model yet; pass --model PATH to a local SANA-WM "
-            "pipeline folder in diffusers format (transformer/, vae/, text_encoder/, tokenizer/, scheduler/)"
-        )
-    if args.image is None:
-        raise ValueError("pass --image FILE: the first frame of the video")
-    if args.actions is None and args.trajectory is None:
-        raise ValueError('pass --actions "w-100,dw-60" or --trajectory FILE for the camera path')
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"--out must end in .mp4, got {out.name}")
-    cfg = GenerationConfig(
+    image = args.image if args.image is not None else EXAMPLE_IMAGE
+    if not Path(image).is_file():  # before loading the model
+        raise ValueError(f"--image {image} does not exist; pass a PNG/JPEG first frame (or leave it out)")
+    actions = args.actions
+    if actions is None and args.trajectory is None:
+        actions = EXAMPLE_ACTIONS
+        print(f'sanawm generate: no --actions or --trajectory; using --actions "{actions}"', file=sys.stderr)
+    trajectory = None if args.trajectory is None else load_trajectory(args.trajectory, args.trajectory_format)
+    pipe = WorldModelPipeline.from_pretrained(
+        args.model if args.model is not None else DEFAULT_MODEL, dtype=DTYPES[args.dtype], device=args.device
+    )
+    cfg = pipe.generation_config(
         seconds=args.seconds,
         fps=args.fps,
         height=args.height,
@@ -71,15 +80,13 @@ def run(args) -> dict:
         seed=args.seed,
         fov_deg=args.fov,
     )
-    trajectory = None if args.trajectory is None else load_trajectory(args.trajectory, args.trajectory_format)
-    pipe = WorldModelPipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype], device=args.device)
     bar = _progress(cfg)
     t0 = time.perf_counter()
     result = pipe.generate(
-        args.image,
+        image,
         args.prompt,
         trajectory=trajectory,
-        actions=args.actions,
+        actions=actions,
         config=cfg,
         progress=bar.update_to,
     )

@@ -85,17 +85,36 @@ def ssim(a, b, data_range: float = 255.0):
     (N,) float64 array in [-1, 1]; 1.0 for identical frames.
     """
     r = _check_range(data_range)
-    x, y, single = _as_batch(a, b)
-    n, c, h, w = x.shape
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"pass (H, W, C) frames or (N, H, W, C) batches, got shape {a.shape}")
+    single = a.ndim == 3
+    if single:
+        a, b = a[None], b[None]
+    h, w = a.shape[1:3]
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         raise ValueError(
             f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its Gaussian window), "
             f"got {h}x{w}; compare larger frames"
         )
-    # The 2-D Gaussian is the outer product of a 1-D one: filter columns, then rows (22 taps, not 121),
-    # all five statistics in one grouped call per direction, a few frames at a time to bound memory.
-    # The products are float64; the filtering runs in float32 on values centred on the frame's mean
-    # (torch's float64 CPU convolution is ~20x slower), so the variances keep ~1e-6 relative precision.
+    # A few frames at a time (memory stays small and cache-friendly).
+    values = torch.cat(
+        [_ssim_frames(*_as_batch(a[i : i + 8], b[i : i + 8])[:2], r) for i in range(0, len(a), 8)]
+    )
+    return _per_frame(values, single)
+
+
+def _ssim_frames(x: torch.Tensor, y: torch.Tensor, r: float) -> torch.Tensor:
+    """SSIM of float64 frames (n, C, H, W) -> (n,).
+
+    The 2-D Gaussian is the outer product of a 1-D one: filter columns, then rows (22 taps, not 121),
+    all five statistics in one grouped call per direction. The products are float64; the filtering
+    runs in float32 on values centred on each frame's mean (torch's float64 CPU convolution is ~20x
+    slower), which keeps the result within ~1e-6 relative of an all-float64 computation.
+    """
+    c = x.shape[1]
     g = gaussian_window()[SSIM_WINDOW // 2]
     g = (g / g.sum()).float()
     k = 5 * c
@@ -103,16 +122,13 @@ def ssim(a, b, data_range: float = 255.0):
     mean_x = x.mean(dim=(1, 2, 3), keepdim=True)
     mean_y = y.mean(dim=(1, 2, 3), keepdim=True)
     xc, yc = x - mean_x, y - mean_y
-    parts = []
-    for i in range(0, n, 16):
-        xi, yi = xc[i : i + 16], yc[i : i + 16]
-        stats = torch.cat([xi, yi, xi * xi, yi * yi, xi * yi], dim=1).float()
-        parts.append(F.conv2d(F.conv2d(stats, gh, groups=k), gw, groups=k).double())
-    mxc, myc, exx, eyy, exy = torch.cat(parts).split(c, dim=1)
+    stats = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc], dim=1).float()
+    stats = F.conv2d(F.conv2d(stats, gh, groups=k), gw, groups=k).double()
+    mxc, myc, exx, eyy, exy = stats.split(c, dim=1)
     vx = exx - mxc * mxc
     vy = eyy - myc * myc
     cxy = exy - mxc * myc
     mx, my = mxc + mean_x, myc + mean_y
     c1, c2 = (SSIM_K1 * r) ** 2, (SSIM_K2 * r) ** 2
     ssim_map = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return _per_frame(ssim_map.flatten(1).mean(1), single)
+    return ssim_map.flatten(1).mean(1)

@@ -264,6 +264,7 @@ def evaluate_worlds(
     fov_deg: float = 60.0,
     prompt: str | None = None,
     progress=None,
+    sheets=None,
 ) -> WorldsReport:
     """Evaluate `pipe` on held-out scenes (see the module docstring).
 
@@ -275,6 +276,8 @@ def evaluate_worlds(
         steps, guidance, mode, seed: generation settings (`GenerationConfig`).
         path_seed: the path seed (training clips use 0). prompt: None = the scene's caption.
         progress: optional callable(message: str), called once per scene.
+        sheets: a folder for one comparison sheet per scene (`comparison_sheet`: truth, model and
+            no_camera frames side by side at 8 times), or None.
     """
     h, w = parse_size(size)
     seeds = [int(s) for s in scene_seeds]
@@ -321,6 +324,10 @@ def evaluate_worlds(
             "repeat_first": np.repeat(truth[:1], n, 0),
         }
         methods = {m: score_method(f, truth, fps, horizons, pairs) for m, f in frames.items()}
+        if sheets is not None:
+            rows = {"ground truth": truth, "model": result.frames, "no camera": no_cam.frames}
+            title = f"scene {scene_seed} ({scene.kind}, {path.kind} path), held out"
+            comparison_sheet(rows, fps, Path(sheets) / f"scene_{scene_seed}.png", title=title)
         gt_revisit = score_method(truth, truth, fps, (), pairs).revisit
         results.append(
             SceneResult(
@@ -351,6 +358,62 @@ def evaluate_worlds(
         "prompt": "scene caption" if prompt is None else prompt,
     }
     return WorldsReport(settings, results)
+
+
+def comparison_sheet(
+    rows: dict[str, np.ndarray], fps: float, path, columns: int = 8, title: str = ""
+) -> Path:
+    """One row per method (name -> (F, H, W, 3) uint8 frames, the same F), `columns` evenly spaced
+    times from the first frame to the last, labelled; written as PNG to `path`."""
+    from PIL import ImageDraw
+
+    n = len(next(iter(rows.values())))
+    idx = np.unique(np.linspace(0, n - 1, columns).round().astype(int))
+    h, w = next(iter(rows.values())).shape[1:3]
+    label_w, top = 110, 22 + (16 if title else 0)
+    sheet = Image.new("RGB", (label_w + len(idx) * (w + 2), top + len(rows) * (h + 2)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((4, 2), title, fill="black")
+    for j, i in enumerate(idx):
+        draw.text((label_w + j * (w + 2) + 4, top - 16), f"{i / fps:.1f} s", fill="black")
+    for r, (name, frames) in enumerate(rows.items()):
+        y = top + r * (h + 2)
+        draw.text((4, y + h // 2 - 6), name, fill="black")
+        for j, i in enumerate(idx):
+            sheet.paste(Image.fromarray(frames[i]), (label_w + j * (w + 2), y))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def plot_psnr_over_time(report: dict, path, title: str = "") -> Path:
+    """PSNR against time, the mean over the report's scenes per frame, one line per method (frame 0,
+    the given image, is left out). `report` is `WorldsReport.to_json()` or its JSON file's content."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fps = report["settings"]["fps"]
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
+    for m in METHODS:
+        curves = [s["methods"][m]["psnr_per_frame"] for s in report["scenes"]]
+        arr = np.array([[np.nan if v is None else v for v in c] for c in curves], dtype=np.float64)
+        t = np.arange(arr.shape[1]) / fps
+        ax.plot(t[1:], np.nanmean(arr[:, 1:], axis=0), label=m.replace("_", " "), lw=1.2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("PSNR vs ground truth (dB)")
+    ax.set_title(title or f"mean over {len(report['scenes'])} held-out scenes")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _plan(scene, path_seed, kind, kinds, seconds, fps, size, fov_deg):

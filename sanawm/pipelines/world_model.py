@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,13 @@ from ..vae import VideoVAE, load_vae, to_uint8_frames
 from .session import DEFAULT_DECODE_CONTEXT, WorldSession, initial_state
 
 MODES = ("bidirectional", "chunk-causal", "streaming")
+# The small model trained on procedural worlds that ships in the package (docs/model-card.md), and a
+# first frame and a one-minute key path to show it with (`sanawm generate` with no arguments).
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_MODEL = ASSETS / "default-model"
+EXAMPLE_IMAGE = ASSETS / "example.png"
+# 10 s forward, a 180° turn on the spot, 10 s back (a revisit), turn again, then a curve and a reverse.
+EXAMPLE_ACTIONS = "w-160,j-150,w-160,j-150,wl-170,-10,s-160"
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class WorldModelPipeline:
             )
         self.transformer, self.vae, self.text_encoder = transformer.eval(), vae.eval(), text_encoder
         self.scheduler_config = scheduler_config or {}
+        self.generation_defaults: dict = {}
 
     @property
     def device(self) -> torch.device:
@@ -101,10 +109,14 @@ class WorldModelPipeline:
     # ---- loading ----------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path, dtype: torch.dtype = torch.float32, device="cpu") -> WorldModelPipeline:
+    def from_pretrained(
+        cls, path=DEFAULT_MODEL, dtype: torch.dtype = torch.float32, device="cpu"
+    ) -> WorldModelPipeline:
         """Load a diffusers-format SANA-WM pipeline folder (transformer/, vae/, text_encoder/,
-        tokenizer/, scheduler/) from local disk. Nothing is downloaded."""
-        folder = Path(path)
+        tokenizer/, scheduler/) from local disk; by default the small model shipped in the package.
+        A `generation.json` beside them (written by `sanawm export`) sets `generation_defaults`.
+        Nothing is downloaded."""
+        folder = Path(path).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder {folder} does not exist")
         if not (folder / "transformer" / "config.json").is_file():
@@ -120,7 +132,21 @@ class WorldModelPipeline:
             text = NullTextEncoder(transformer.cfg.caption_channels, dtype=dtype, device=device)
         sched = folder / "scheduler" / "scheduler_config.json"
         scheduler_config = json.loads(sched.read_text()) if sched.is_file() else None
-        return cls(transformer, vae, text, scheduler_config)
+        pipe = cls(transformer, vae, text, scheduler_config)
+        defaults = folder / "generation.json"
+        if defaults.is_file():
+            known = {f.name for f in fields(GenerationConfig)}
+            raw = json.loads(defaults.read_text())
+            pipe.generation_defaults = {k: v for k, v in raw.items() if k in known}
+        return pipe
+
+    def generation_config(self, **overrides) -> GenerationConfig:
+        """`GenerationConfig` from this model's defaults (its generation.json), then `overrides` (None
+        values are skipped, so unset command-line options keep the model's defaults)."""
+        values = {**self.generation_defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        if isinstance(values.get("timesteps"), list):
+            values["timesteps"] = tuple(values["timesteps"])
+        return GenerationConfig(**values)
 
     # ---- inputs -----------------------------------------------------------------------------------
 
@@ -175,13 +201,14 @@ class WorldModelPipeline:
         trajectory: Trajectory | None = None,
         actions: str | None = None,
         intrinsics=None,
-        config: GenerationConfig = GenerationConfig(),
+        config: GenerationConfig | None = None,
         progress=None,
         drop_camera: bool = False,
     ) -> GenerationResult:
         """Generate a video. `intrinsics` are in the input image's pixels (default: `config.fov_deg`).
-        `drop_camera` removes the camera inputs from every guidance branch (an evaluation baseline)."""
-        cfg = config
+        `config` None: the model's defaults (`generation_config()`). `drop_camera` removes the camera
+        inputs from every guidance branch (an evaluation baseline)."""
+        cfg = config if config is not None else self.generation_config()
         img_size = _image_size(image)
         path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
         pixels, path = self.prepare_image(image, path, cfg)
@@ -206,7 +233,7 @@ class WorldModelPipeline:
         earlier latent frames each new chunk is decoded with. `config.seconds` / `num_frames` are
         ignored: the video is as long as the actions and poses given to `step`.
         """
-        cfg = config if config is not None else GenerationConfig(mode="streaming")
+        cfg = config if config is not None else self.generation_config(mode="streaming")
         if cfg.mode != "streaming":
             raise ValueError(
                 f"a session generates chunk by chunk; pass GenerationConfig(mode='streaming', ...), got "

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sanawm.cli.main import main
 from sanawm.eval.worlds import (
@@ -19,9 +20,10 @@ from sanawm.eval.worlds import (
 from sanawm.pipelines import GenerationConfig, WorldModelPipeline
 
 
-def test_cli_without_model_is_a_clear_error(capsys, tmp_path):
-    assert main(["eval", "worlds", "--out", str(tmp_path / "r.json")]) == 2
-    assert "pass --model PATH" in capsys.readouterr().err
+def test_cli_refuses_a_missing_model_folder(capsys, tmp_path):
+    argv = ["eval", "worlds", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_horizon_frames_leave_out_the_given_frame():
@@ -126,7 +128,11 @@ def test_cli_writes_json_and_prints_table(pipe, tmp_path, capsys):
     out = tmp_path / "report.json"
     argv = ["eval", "worlds", "--model", str(folder), "--scenes", "1", "--seconds", "1", "--size", "64"]
     argv += ["--steps", "1", "--guidance", "1", "--kinds", "revisit", "--out", str(out)]
+    argv += ["--sheets", str(tmp_path / "sheets"), "--plot", str(tmp_path / "psnr.png")]
     assert main(argv) == 0
+    sheet = Image.open(tmp_path / "sheets" / "scene_1000000.png")
+    assert sheet.height > 3 * 64 and sheet.width > 8 * 64  # 3 rows (truth, model, no camera) x 8 times
+    assert Image.open(tmp_path / "psnr.png").width > 0
     printed = capsys.readouterr().out
     assert "| model |" in printed and "Revisit consistency" in printed
     data = json.loads(out.read_text())

@@ -53,8 +53,21 @@ def test_generate_writes_video_cameras_and_plot(reference_pipeline_folder, tmp_p
 
 
 def test_generate_errors_name_the_fix(tmp_path, capsys):
-    assert main(["generate", "--image", "x.png", "--actions", "w-8"]) == 2
-    assert "--model" in capsys.readouterr().err
-    assert main(["generate", "--model", str(tmp_path), "--image", "x.png", "--actions", "w-8"]) == 2
+    assert main(["generate", "--image", str(tmp_path / "x.png"), "--actions", "w-8", "--seconds", "0.5"]) == 2
+    assert "x.png does not exist" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "--out must end in .mp4" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path), "--actions", "w-8"]) == 2
     assert "pipeline folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_with_no_model_image_or_path_uses_the_shipped_ones(tmp_path, capsys):
+    """The shipped default model, its example frame and key path (shortened here to 1 s, 1 step)."""
+    out = tmp_path / "out.mp4"
+    assert main(["generate", "--seconds", "1", "--steps", "1", "--out", str(out), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "using --actions" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["mode"] == "streaming" and summary["size"] == [256, 256]
+    assert video_info(out) == (17, 16.0, (256, 256))

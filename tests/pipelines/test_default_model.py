@@ -1,0 +1,32 @@
+"""The default model shipped in the package: it is there, small, loads offline and follows its defaults."""
+
+import json
+
+import torch
+
+from sanawm.pipelines import WorldModelPipeline
+from sanawm.pipelines.world_model import DEFAULT_MODEL, EXAMPLE_ACTIONS, EXAMPLE_IMAGE
+from sanawm.vae import SmallVideoVAE
+
+
+def test_shipped_weights_are_small_and_load_offline():
+    files = [f for f in DEFAULT_MODEL.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) < 64e6
+    assert {f.name for f in files} >= {"diffusion_pytorch_model.safetensors", "model.safetensors"}
+    assert EXAMPLE_IMAGE.is_file()
+
+    pipe = WorldModelPipeline.from_pretrained()  # no path: the shipped folder; nothing is downloaded
+    assert isinstance(pipe.vae, SmallVideoVAE) and pipe.vae.latent_channels == 32
+    assert pipe.transformer.cfg.in_channels == 32
+    cfg = pipe.generation_config()
+    assert (cfg.height, cfg.width, cfg.mode, cfg.seconds) == (256, 256, "streaming", 60.0)
+    shipped = json.loads((DEFAULT_MODEL / "generation.json").read_text())
+    assert pipe.scheduler_config["shift"] == shipped["shift"] == cfg.shift
+    assert pipe.generation_config(seconds=2, steps=1).steps == 1  # overrides win, None keeps the default
+
+    # A short generation: frames come out, the camera path is the example's.
+    short = pipe.generation_config(seconds=1, steps=1)
+    result = pipe.generate(EXAMPLE_IMAGE, actions=EXAMPLE_ACTIONS, config=short)
+    assert result.frames.shape == (17, 256, 256, 3)
+    assert torch.isfinite(result.latents).all()
+    assert 5 < result.frames.std() < 120  # an image, not a constant
