@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Train the shipped default model from nothing: procedural worlds -> VAE -> latents -> world model.
 #
-#   recipes/default_model.sh WORK [--smoke]
+#   recipes/default_model.sh WORK [--smoke] [--continue PIPELINE]
 #
 # Every stage writes under WORK and is skipped when its output is complete, so a rerun resumes. --smoke
 # runs the same chain at toy scale (a few 64-pixel clips, a few steps) to check it end to end on a CPU.
+# --continue PIPELINE starts the VAE and phase 1 from a pipeline folder's weights (e.g. the shipped
+# sanawm/assets/default-model) instead of from scratch, so training can span sessions.
 # The full run was made on one H100 (see docs/model-card.md); its two world-model phases are time-boxed
 # (run.time_limit_minutes), and the step each reached is logged in WORK/phase*/metrics.jsonl.
 #
@@ -12,8 +14,17 @@
 # `sanawm eval worlds` uses 1000000.. so nothing evaluated was trained on.
 set -euo pipefail
 
-WORK=${1:?usage: recipes/default_model.sh WORK [--smoke]}
-MODE=${2:-full}
+WORK=${1:?usage: recipes/default_model.sh WORK [--smoke] [--continue PIPELINE]}
+shift
+MODE=full; FROM=""
+while (( $# )); do
+    case $1 in
+        --smoke) MODE=--smoke ;;
+        --continue) FROM=$(realpath "${2:?--continue needs a pipeline folder}"); shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 SANAWM=(python3 -m sanawm.cli.main)
 mkdir -p "$WORK"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
@@ -74,7 +85,8 @@ trap 'kill $BACKGROUND 2> /dev/null || true' EXIT
 
 log "VAE"
 if [[ ! -f $WORK/vae/vae/config.json ]]; then
-    resume=(); [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
+    resume=(); [[ -n $FROM ]] && resume=(--init-from "$FROM/vae")
+    [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" vae train "$WORK/worlds-vae" --frames 17 --size "$SIZE,$SIZE" --out "$WORK/vae" \
         "${VAE_ARGS[@]}" "${resume[@]}" > "$WORK/vae.json"
 fi
@@ -88,7 +100,8 @@ cache worlds-a "$A_FRAMES"
 
 log "phase 1: ${LATENT_A} latent frames"
 if [[ ! -f $WORK/phase1.done ]]; then
-    resume=(); [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
+    resume=(); [[ -n $FROM ]] && resume=(--model.init_from="$FROM/transformer")
+    [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
         --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --run.out_dir="$WORK/phase1" \
         --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"

@@ -3,17 +3,17 @@
 # calls), for at most SECONDS; then pack its small outputs (logs, metrics, VAE, latest EMA weights, the
 # exported pipeline) into OUT as 15 MiB parts:  cat pack.tar.part-* | tar x
 #
-#   recipes/device_watch.sh WORK OUT SECONDS [--smoke]
+#   recipes/device_watch.sh WORK OUT SECONDS [RECIPE ARGUMENTS: --smoke, --continue PIPELINE]
 set -uo pipefail
 WORK=$1; OUT=$2; LIMIT=$3
 start=$(date +%s)
 if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
     if [[ ! -f $WORK/pipeline/generation.json ]]; then
         mkdir -p "$WORK"; rm -rf "$WORK/src" "$WORK/driver.pid"; mkdir "$WORK/src"
-        cp -r sanawm recipes pyproject.toml "$WORK/src/"
+        cp -r sanawm recipes pyproject.toml "$WORK/src/"  # the code the recipe runs stays fixed
         # setsid may fork, so $! would name a process that exits at once: the recipe writes its own pid.
         (cd "$WORK/src" && PYTHONPATH="$WORK/src:${PYTHONPATH:-}" setsid nohup bash -c \
-            'echo $$ > "$0/driver.pid"; exec bash recipes/default_model.sh "$0" $1' "$WORK" "${4:-}" \
+            'echo $$ > "$0/driver.pid"; exec bash recipes/default_model.sh "$0" "$@"' "$WORK" "${@:4}" \
             > "$WORK/driver.log" 2>&1 < /dev/null &)
         for _ in 1 2 3 4 5 6 7 8 9 10; do [[ -s $WORK/driver.pid ]] && break; sleep 0.5; done
         echo "started the recipe (pid $(cat "$WORK/driver.pid"))"

@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
         "--kinds", default="walk,revisit", help=f"path kinds, cycled over scenes ({','.join(PATH_KINDS)})"
     )
     w.add_argument("--horizons", default="1,5,10,30,60", help="horizons in seconds (default 1,5,10,30,60)")
-    w.add_argument("--steps", type=int, default=60, help="sampling steps (default 60)")
-    w.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (default 5)")
+    w.add_argument("--steps", type=int, help="sampling steps (default: the model's generation.json, else 60)")
+    w.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's, else 5)")
     w.add_argument("--mode", choices=MODES, default="streaming", help="sampler (default streaming)")
     w.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     w.add_argument("--path-seed", type=int, default=1, help="path seed (default 1; training clips use 0)")
@@ -77,6 +77,7 @@ def run_worlds(args) -> int:
 
     model = args.model if args.model is not None else DEFAULT_MODEL
     pipe = WorldModelPipeline.from_pretrained(model, dtype=DTYPES[args.dtype], device=args.device)
+    defaults = pipe.generation_config(steps=args.steps, guidance=args.guidance)
     report = evaluate_worlds(
         pipe,
         range(args.seed_offset, args.seed_offset + args.scenes),
@@ -85,8 +86,8 @@ def run_worlds(args) -> int:
         fps=args.fps,
         kinds=kinds,
         horizons=horizons,
-        steps=args.steps,
-        guidance=args.guidance,
+        steps=defaults.steps,
+        guidance=defaults.guidance,
         mode=args.mode,
         seed=args.seed,
         path_seed=args.path_seed,

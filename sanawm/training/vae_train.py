@@ -48,6 +48,7 @@ class VAETrainConfig:
     schedule: str = "constant"  # or "cosine": down to min_lr_ratio · lr at `steps`
     min_lr_ratio: float = 0.1
     time_limit_minutes: float | None = None  # stop early (with a checkpoint and the vae/ folder)
+    init_from: str | None = None  # start from a SmallVideoVAE folder of the same preset (e.g. a shipped one)
     grad_clip: float | None = 1.0
     kl_weight: float = 1e-4
     seed: int = 0
@@ -139,6 +140,14 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
 
     torch.manual_seed(cfg.seed)
     vae = SmallVideoVAE(SMALL_VAE_PRESETS[cfg.preset]).to(device)
+    if cfg.init_from is not None and latest is None:
+        start = SmallVideoVAE.from_pretrained(cfg.init_from)
+        if start.config != vae.config:
+            raise ValueError(
+                f"--init-from {cfg.init_from} holds a VAE of config {start.config}, not preset "
+                f"{cfg.preset!r} ({vae.config}); pass the matching --preset"
+            )
+        vae.load_state_dict(start.float().state_dict())
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg))
     step = 0

@@ -80,3 +80,21 @@ def test_cosine_schedule_time_limit_and_held_out_eval(tmp_path, capsys):
     # too long a window for these 20-frame clips: a clear error
     assert main([*args[:4], "--frames=33", "--size=64,64", "--device=cpu"]) == 2
     assert "33" in capsys.readouterr().err
+
+
+def test_init_from_a_saved_vae(tmp_path, capsys):
+    from sanawm.vae import SMALL_VAE_PRESETS
+
+    write_clips(tmp_path / "clips", n=2, frames=20)
+    torch.manual_seed(5)
+    start = SmallVideoVAE(SMALL_VAE_PRESETS["tiny"])
+    start.save_pretrained(tmp_path / "start")
+    assert vae_train(tmp_path / "clips", tmp_path / "a", 0, f"--init-from={tmp_path / 'start'}") == 0
+    capsys.readouterr()
+    got = SmallVideoVAE.from_pretrained(tmp_path / "a" / "vae")
+    for k, v in start.state_dict().items():
+        if not k.startswith("latents_"):  # the statistics are re-estimated
+            assert torch.equal(got.state_dict()[k], v), k
+    SmallVideoVAE(SMALL_VAE_PRESETS["small"]).save_pretrained(tmp_path / "other")
+    assert vae_train(tmp_path / "clips", tmp_path / "b", 1, f"--init-from={tmp_path / 'other'}") == 2
+    assert "--preset" in capsys.readouterr().err
