@@ -28,7 +28,6 @@ from ..model.ops.context_parallel import ContextParallel
 from ..model.transformer import SanaWMTransformer
 from .checkpoint import (
     capture_rng,
-    checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -181,11 +180,12 @@ class Trainer:
         batches = iter(loader)
         self.model.train()
         started, stopped_early = time.perf_counter(), False
+        saved_step = self.step if self.resumed_from else None  # the same on every rank (save is collective)
         while self.step < cfg.run.steps:
             if self._out_of_time(started):
                 stopped_early = True
                 say(f"sanawm train: time limit ({cfg.run.time_limit_minutes:g} min) hit at step {self.step}")
-                if last_ckpt is None or Path(last_ckpt).name != checkpoint_name(self.step):
+                if saved_step != self.step:
                     last_ckpt = self.save()
                     say(f"sanawm train: checkpoint {last_ckpt}")
                 break
@@ -210,7 +210,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
                 losses, t0, steps0 = [], time.perf_counter(), self.step
             if self.step % cfg.run.ckpt_every == 0 or self.step == cfg.run.steps:
-                last_ckpt = self.save()
+                last_ckpt, saved_step = self.save(), self.step
                 say(f"sanawm train: checkpoint {last_ckpt}")
         bar.close()
         metrics.close()
