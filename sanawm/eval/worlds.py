@@ -389,8 +389,9 @@ def comparison_sheet(
 
 
 def plot_psnr_over_time(report: dict, path, title: str = "") -> Path:
-    """PSNR against time, the mean over the report's scenes per frame, one line per method (frame 0,
-    the given image, is left out). `report` is `WorldsReport.to_json()` or its JSON file's content."""
+    """PSNR against time, one line per method: per frame, the PSNR of the mean squared error over the
+    report's scenes (as the horizon windows are scored; an exact frame counts as error 0, not +inf).
+    Frame 0, the given image, is left out. `report` is `WorldsReport.to_json()` or its JSON content."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -400,9 +401,11 @@ def plot_psnr_over_time(report: dict, path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
     for m in METHODS:
         curves = [s["methods"][m]["psnr_per_frame"] for s in report["scenes"]]
-        arr = np.array([[np.nan if v is None else v for v in c] for c in curves], dtype=np.float64)
-        t = np.arange(arr.shape[1]) / fps
-        ax.plot(t[1:], np.nanmean(arr[:, 1:], axis=0), label=m.replace("_", " "), lw=1.2)
+        mse = np.array([[0.0 if v is None else 255.0**2 / 10 ** (v / 10) for v in c] for c in curves])
+        t = np.arange(mse.shape[1]) / fps
+        with np.errstate(divide="ignore"):
+            db = 10 * np.log10(255.0**2 / mse[:, 1:].mean(0))
+        ax.plot(t[1:], db, label=m.replace("_", " "), lw=1.2)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("PSNR vs ground truth (dB)")
     ax.set_title(title or f"mean over {len(report['scenes'])} held-out scenes")
