@@ -30,18 +30,22 @@ SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-def _as_batch(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Two (H, W, C) / (N, H, W, C) arrays -> float64 (N, C, H, W) tensors, and whether one frame came in."""
+def _as_arrays(a, b) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Two (H, W, C) / (N, H, W, C) arrays, checked -> (N, H, W, C) arrays and whether one frame came in."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
     if a.ndim not in (3, 4):
         raise ValueError(f"pass (H, W, C) frames or (N, H, W, C) batches, got shape {a.shape}")
     single = a.ndim == 3
+    return (a[None], b[None], True) if single else (a, b, False)
+
+
+def _as_batch(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Two (H, W, C) / (N, H, W, C) arrays -> float64 (N, C, H, W) tensors, and whether one frame came in."""
+    a, b, single = _as_arrays(a, b)
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
     tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
-    if single:
-        ta, tb = ta[None], tb[None]
     return ta.permute(0, 3, 1, 2), tb.permute(0, 3, 1, 2), single
 
 
@@ -85,14 +89,7 @@ def ssim(a, b, data_range: float = 255.0):
     (N,) float64 array in [-1, 1]; 1.0 for identical frames.
     """
     r = _check_range(data_range)
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
-    if a.ndim not in (3, 4):
-        raise ValueError(f"pass (H, W, C) frames or (N, H, W, C) batches, got shape {a.shape}")
-    single = a.ndim == 3
-    if single:
-        a, b = a[None], b[None]
+    a, b, single = _as_arrays(a, b)
     h, w = a.shape[1:3]
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         raise ValueError(
