@@ -126,6 +126,8 @@ def _progress(cfg: GenerationConfig):
     def update_to(done: int, total: int) -> None:
         bar.total = total
         bar.n = done
+        if done == total:  # sampling is over; the VAE decode that follows takes a while on a CPU
+            bar.set_description("sampled; decoding the video")
         bar.refresh()
 
     bar.update_to = update_to
