@@ -43,8 +43,7 @@ def export_pipeline(
     shift; the sampler is 'streaming'; `steps` and `guidance` are the caller's choice.
     """
     from ..model.diffusers_compat import save_diffusers
-    from ..model.transformer import SanaWMTransformer
-    from ..training.checkpoint import load_weights, read_model_config, resolve_checkpoint
+    from ..training.checkpoint import load_model, resolve_checkpoint
     from ..training.config import load_config
     from ..vae import load_vae
 
@@ -55,11 +54,8 @@ def export_pipeline(
         raise FileExistsError(f"{out} exists; choose another folder or pass overwrite=True (--overwrite)")
     ckpt = resolve_checkpoint(checkpoint)
     train_cfg = load_config(ckpt / "config.yaml")
-    model_cfg = read_model_config(ckpt)
-    with torch.device("meta"):
-        model = SanaWMTransformer(model_cfg)
-    model = model.to_empty(device="cpu")
-    model.load_state_dict(load_weights(ckpt, weights), strict=True)
+    model = load_model(ckpt, weights)
+    model_cfg = model.cfg
     video_vae = load_vae(vae)
     if video_vae.latent_channels != model_cfg.in_channels:
         raise ValueError(

@@ -165,10 +165,8 @@ def load_weights(path: str | Path, which: str = "model") -> dict[str, torch.Tens
     return load_file(file)
 
 
-def export_diffusers(path: str | Path, folder: str | Path, which: str = "ema") -> Path:
-    """Write a checkpoint's weights as a diffusers `SanaWMTransformer3DModel` folder (also loadable
-    with `sanawm.model.from_diffusers`)."""
-    from ..model.diffusers_compat import save_diffusers
+def load_model(path: str | Path, which: str = "ema"):
+    """The `SanaWMTransformer` of a checkpoint (or run folder) on the CPU, with its model or EMA weights."""
     from ..model.transformer import SanaWMTransformer
 
     cfg = read_model_config(path)
@@ -176,7 +174,15 @@ def export_diffusers(path: str | Path, folder: str | Path, which: str = "ema") -
         model = SanaWMTransformer(cfg)
     model = model.to_empty(device="cpu")
     model.load_state_dict(load_weights(path, which), strict=True)
-    return save_diffusers(model, folder)
+    return model
+
+
+def export_diffusers(path: str | Path, folder: str | Path, which: str = "ema") -> Path:
+    """Write a checkpoint's weights as a diffusers `SanaWMTransformer3DModel` folder (also loadable
+    with `sanawm.model.from_diffusers`)."""
+    from ..model.diffusers_compat import save_diffusers
+
+    return save_diffusers(load_model(path, which), folder)
 
 
 # ---- random number generators ---------------------------------------------------------------------
