@@ -35,24 +35,26 @@ LTX2_CLASS_NAME = "AutoencoderKLLTX2Video"
 _DOWN_FACTORS = {"spatial": (1, 2), "temporal": (2, 1), "spatiotemporal": (2, 2), "conv": (2, 2)}
 
 
-def ltx2_strides(config) -> tuple[int, int]:
-    """(temporal, spatial) strides of an `AutoencoderKLLTX2Video` config, from its architecture."""
-    scaling = config.spatio_temporal_scaling
+def _half_strides(config, scaling, layers_per_block, kinds) -> tuple[int, int]:
+    """(temporal, spatial) stride of one half (encoder or decoder): the patch times each scaling block."""
     if isinstance(scaling, bool):
-        scaling = (scaling,) * (len(config.layers_per_block) - 1)
+        scaling = (scaling,) * (len(layers_per_block) - 1)
     t, s = config.patch_size_t, config.patch_size
-    for flag, kind in zip(scaling, config.downsample_type, strict=True):
+    for flag, kind in zip(scaling, kinds, strict=True):
         if flag:
             dt, ds = _DOWN_FACTORS[kind]
             t, s = t * dt, s * ds
-    up_scaling = config.decoder_spatio_temporal_scaling
-    if isinstance(up_scaling, bool):
-        up_scaling = (up_scaling,) * (len(config.decoder_layers_per_block) - 1)
-    ut, us = config.patch_size_t, config.patch_size
-    for flag, kind in zip(up_scaling, config.upsample_type, strict=True):
-        if flag:
-            dt, ds = _DOWN_FACTORS[kind]
-            ut, us = ut * dt, us * ds
+    return t, s
+
+
+def ltx2_strides(config) -> tuple[int, int]:
+    """(temporal, spatial) strides of an `AutoencoderKLLTX2Video` config, from its architecture."""
+    t, s = _half_strides(
+        config, config.spatio_temporal_scaling, config.layers_per_block, config.downsample_type
+    )
+    ut, us = _half_strides(
+        config, config.decoder_spatio_temporal_scaling, config.decoder_layers_per_block, config.upsample_type
+    )
     if (ut, us) != (t, s):
         raise ValueError(
             f"LTX-2 VAE config is inconsistent: the encoder downsamples by {t}x time / {s}x space but the "
