@@ -17,13 +17,7 @@ from sanawm.vae import SMALL_VAE_PRESETS, SmallVideoVAE
 from . import FAST, read_metrics
 from .test_trainer import write_clips
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -47,17 +41,21 @@ class CaptionHash(NullTextEncoder):
 def test_cache_reads_back_what_direct_encoding_gives(tiny):
     tmp, vae = tiny
     out = tmp / "cache"
-    cache_latents(
-        tmp / "clips",
-        out,
-        vae,
-        CaptionHash(32),
-        num_frames=33,
-        size=(64, 64),
-        shard_size=2,
-        windows_per_clip=2,
-        seed=5,
-    )
+
+    def run_cache():
+        cache_latents(
+            tmp / "clips",
+            out,
+            vae,
+            CaptionHash(32),
+            num_frames=33,
+            size=(64, 64),
+            shard_size=2,
+            windows_per_clip=2,
+            seed=5,
+        )
+
+    run_cache()
     ds = LatentCache(out)
     assert len(ds) == 6 and len(list(out.glob("shard_*.safetensors"))) == 3
     assert ds.latent_shape == (8, 5, 2, 2)
@@ -81,17 +79,7 @@ def test_cache_reads_back_what_direct_encoding_gives(tiny):
     first = (out / "shard_00000.safetensors").read_bytes()
     (out / "shard_00001.safetensors").unlink()
     (out / "index.json").unlink()
-    cache_latents(
-        tmp / "clips",
-        out,
-        vae,
-        CaptionHash(32),
-        num_frames=33,
-        size=(64, 64),
-        shard_size=2,
-        windows_per_clip=2,
-        seed=5,
-    )
+    run_cache()
     assert (out / "shard_00000.safetensors").read_bytes() == first
     assert torch.equal(LatentCache(out)[3]["latents"], ds[3]["latents"])
     assert json.loads((out / "index.json").read_text())["vae_hash"] == ds.index["vae_hash"]

@@ -3,19 +3,12 @@
 import json
 
 import pytest
-import torch
 
 from sanawm.cli.main import main
 
 from . import FAST, read_metrics
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_smoke_writes_metrics_and_a_checkpoint_then_resumes(tmp_path, capsys):

@@ -15,13 +15,7 @@ from sanawm.training.trainer import Trainer
 
 from . import FAST, read_metrics
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: one thread is fastest and immune to a busy machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Killed(Exception):

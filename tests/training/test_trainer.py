@@ -16,13 +16,7 @@ from tests.model.helpers import randomize
 
 from . import FAST, read_metrics
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(out, *extra, steps=2):

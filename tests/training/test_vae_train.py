@@ -11,13 +11,7 @@ from sanawm.vae import SmallVideoVAE
 from . import read_metrics
 from .test_trainer import write_clips
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vae_train(clips, out, steps, *extra):
