@@ -70,8 +70,11 @@ class Scores:
 def window_scores(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> Scores:
     """Scores of frames a vs b (N, H, W, 3): PSNR of the mean MSE over the N frames, mean SSIM."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    p = math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
-    return Scores(p, float(np.mean(ssim(a, b, data_range))), len(a))
+    return Scores(_psnr_of_mse(mse, data_range), float(np.mean(ssim(a, b, data_range))), len(a))
+
+
+def _psnr_of_mse(mse: float, data_range: float = 255.0) -> float:
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
 def revisit_pairs(c2w: np.ndarray, atol: float = 1e-6) -> list[tuple[int, int]]:
@@ -116,8 +119,7 @@ def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
         idx = horizon_frames(len(truth), fps, h)
         if h <= clip + 1e-9 and len(idx):  # window_scores of frames[idx], from the per-frame values
             mse = float(per_mse[idx].mean())
-            p = math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-            by_h[float(h)] = Scores(p, float(per_ssim[idx].mean()), len(idx))
+            by_h[float(h)] = Scores(_psnr_of_mse(mse), float(per_ssim[idx].mean()), len(idx))
     revisit = None
     if pairs:
         out, back = [i for i, _ in pairs], [j for _, j in pairs]
