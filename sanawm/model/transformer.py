@@ -104,12 +104,12 @@ class SanaWMTransformer(nn.Module):
         softmax queries seeing the first chunk, the `kv_window` previous chunks (None: all) and their own.
 
         With `cp` (context parallelism), every per-frame input holds only this rank's
-        `cp.frames_per_rank` frames, `chunks` still describes the whole clip, and the output is this
+        `cp.frames` frames, `chunks` still describes the whole clip, and the output is this
         rank's frames of the whole-clip result."""
         T = latents.shape[2]
-        if cp is not None and T != cp.frames_per_rank:
+        if cp is not None and T != cp.frames:
             raise ValueError(
-                f"under context parallelism each rank passes its {cp.frames_per_rank} frames, got {T}"
+                f"under context parallelism each rank passes its {cp.frames} frames, got {T}"
             )
         total = T if cp is None else cp.total_frames
         if chunks is not None:
