@@ -8,7 +8,7 @@ set -uo pipefail
 WORK=$1; OUT=$2; LIMIT=$3
 start=$(date +%s)
 if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
-    if [[ ! -f $WORK/pipeline/generation.json ]]; then
+    if [[ ! -f $WORK/eval60.json ]]; then
         mkdir -p "$WORK"; rm -rf "$WORK/src" "$WORK/driver.pid"; mkdir "$WORK/src"
         cp -r sanawm recipes pyproject.toml "$WORK/src/"  # the code the recipe runs stays fixed
         # setsid may fork, so $! would name a process that exits at once: the recipe writes its own pid.
@@ -20,7 +20,7 @@ if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/
     fi
 fi
 while (( $(date +%s) - start < LIMIT )); do
-    [[ -f $WORK/pipeline/generation.json ]] && break
+    [[ -f $WORK/eval60.json ]] && break
     kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null || break
     sleep 10
 done
@@ -33,7 +33,8 @@ nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 cd "$WORK" || exit 1
 items=()
 for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
-         phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json; do
+         phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
+         eval*.png sheets60; do
     [[ -e $p ]] && items+=("$p")
 done
 # At most 64 MiB come back from a call: once the (bf16) pipeline exists, leave the fp32 weights behind.
