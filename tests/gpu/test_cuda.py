@@ -81,4 +81,4 @@ def test_compiled_blocks_stream_like_eager():
         compiled = _stream(model, lat, ts, text, camera, plucker)
         again = _stream(model, lat, ts, text, camera, plucker)  # cached graphs, no recompilation
     assert ((compiled - eager).norm() / eager.norm()).item() < 1e-4
-    assert torch.equal(compiled, again)
+    assert ((again - compiled).norm() / compiled.norm()).item() < 1e-6
