@@ -27,7 +27,11 @@ import statistics
 import traceback
 
 import torch
-from bench_model import inputs, random_reference  # sibling scripts: benchmarks/ is on sys.path
+from bench_model import (
+    inputs,
+    random_reference,
+    reference_call,
+)  # sibling scripts: benchmarks/ is on sys.path
 from bench_streaming import run as stream_run
 
 from sanawm.model.config import get_preset
@@ -149,14 +153,7 @@ def main(argv=None) -> int:
         return models["ours"](lat, ts, text, mask, cam, pl)
 
     def call_reference():
-        return models["reference"](
-            lat,
-            ts[:, None],
-            text[:, None],
-            encoder_attention_mask=mask,
-            camera_conditions=cam,
-            chunk_plucker=pl,
-        ).sample
+        return reference_call(models["reference"], lat, ts, text, mask, cam, pl)
 
     def call_softmax():
         return models["softmax"](lat, ts, text, mask, cam, pl)

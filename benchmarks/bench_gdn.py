@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
+from bench_720p import cuda_time  # a sibling script: benchmarks/ is on sys.path
 
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel
 from sanawm.model.ops.gdn_triton import gdn_scan_triton
@@ -47,19 +47,6 @@ def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
-def timed(fn, repeats=10):
-    fn()
-    times = []
-    for _ in range(repeats):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) / 1e3)
-    return statistics.median(times)
-
-
 @torch.no_grad()
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -82,8 +69,8 @@ def main(argv=None) -> int:
                 "rel_den": rel(out.den, ref.den),
                 "rel_state": rel(out.state.num, ref.state.num),
                 "finite": bool(torch.isfinite(out.num).all() and torch.isfinite(out.den).all()),
-                "triton_s": timed(lambda x=x, c=chunks, s=state: gdn_scan_triton(x, c, s)),
-                "pytorch_s": timed(lambda x=x, c=chunks, s=state: gdn_parallel(fp32(x), c, s), repeats=3),
+                "triton_s": cuda_time(lambda x=x, c=chunks, s=state: gdn_scan_triton(x, c, s), 10)[0],
+                "pytorch_s": cuda_time(lambda x=x, c=chunks, s=state: gdn_parallel(fp32(x), c, s), 3)[0],
             }
             row["speedup"] = row["pytorch_s"] / row["triton_s"]
             rows.append(row)

@@ -73,6 +73,19 @@ def inputs(cfg, seconds, height, width, device, dtype, text_len=300):
     return raw, latents, timestep, text, mask, camera, plucker
 
 
+def reference_call(ref, lat, ts, text, mask, camera, plucker):
+    """diffusers' SanaWMTransformer3DModel on our inputs (it takes per-frame timesteps and text with an
+    extra axis, and names the camera inputs differently)."""
+    return ref(
+        lat,
+        ts[:, None],
+        text[:, None],
+        encoder_attention_mask=mask,
+        camera_conditions=camera,
+        chunk_plucker=plucker,
+    ).sample
+
+
 def timed(fn, device, repeats):
     fn()  # warm-up
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -157,18 +170,9 @@ def measure(ours, ref, cfg, seconds, args, device, dtype) -> dict:
     )
     row["ours_stream_step_s"] = stream_step_time(ours, lat, ts, text, mask, cam, pl, chunks, device)
     if ref is not None:
-
-        def reference():
-            return ref(
-                lat,
-                ts[:, None],
-                text[:, None],
-                encoder_attention_mask=mask,
-                camera_conditions=cam,
-                chunk_plucker=pl,
-            ).sample
-
-        expected, row["reference_s"], row["reference_peak_gib"] = timed(reference, device, args.repeats)
+        expected, row["reference_s"], row["reference_peak_gib"] = timed(
+            lambda: reference_call(ref, lat, ts, text, mask, cam, pl), device, args.repeats
+        )
         row["speedup"] = row["reference_s"] / row["ours_bidirectional_s"]
         diff = (out.float() - expected.float()).norm() / expected.float().norm()
         row["rel_diff_vs_reference"] = diff.item()
