@@ -20,20 +20,29 @@ def add_parser(sub) -> None:
     stages = p.add_subparsers(dest="stage", required=True)
     presets = ", ".join(list_distill_presets())
     for stage, text in (("ode", "stage 1: ODE regression"), ("dmd", "stage 2: self-forcing with DMD")):
-        s = stages.add_parser(stage, help=text, description=f"{text}. Writes config.yaml, metrics.jsonl and "
-                              "checkpoints/ under run.out_dir.")
+        s = stages.add_parser(
+            stage,
+            help=text,
+            description=f"{text}. Writes config.yaml, metrics.jsonl and checkpoints/ under run.out_dir.",
+        )
         s.add_argument("config", help=f"a YAML file or a preset: {presets}")
-        s.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir")
+        s.add_argument(
+            "--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir"
+        )
         s.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key=value overrides")
         s.set_defaults(run=run_stage)
     e = stages.add_parser(
         "export",
         help="write a pipeline folder: the teacher's plus the student in student/",
-        description="Copy the teacher's pipeline folder and add the run's student as student/ (transformer/ and "
-        "generation.json with the few-step sampler); `sanawm generate --model OUT` then uses the student "
-        "(`--teacher` the multi-step model).",
+        description="Copy the teacher's pipeline folder and add the run's student as student/ "
+        "(transformer/ and generation.json with the few-step sampler); `sanawm generate --model OUT` then "
+        "uses the student (`--teacher` the multi-step model).",
     )
-    e.add_argument("run_dir", metavar="RUN", help="a distillation run folder (its latest checkpoint) or a checkpoint folder")
+    e.add_argument(
+        "run_dir",
+        metavar="RUN",
+        help="a distillation run folder (its latest checkpoint) or a checkpoint",
+    )
     e.add_argument("--pipeline", required=True, help="the teacher's pipeline folder (vae/, scheduler/, ...)")
     e.add_argument("--out", required=True, help="pipeline folder to write")
     e.add_argument("--weights", choices=("ema", "model"), default="ema")
@@ -57,7 +66,12 @@ def run_export(args) -> dict:
 
     try:
         out = export_student(
-            args.run_dir, args.pipeline, args.out, weights=args.weights, dtype=args.dtype, overwrite=args.overwrite
+            args.run_dir,
+            args.pipeline,
+            args.out,
+            weights=args.weights,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
         )
     except FileExistsError as err:
         raise ValueError(str(err)) from None

@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--teacher",
         action="store_true",
-        help="use the multi-step model even when the pipeline folder has a distilled student/ (the default then)",
+        help="use the multi-step model even when the pipeline folder has a distilled student/ (the default)",
     )
     p.add_argument("--preview", action="store_true", help="draw a trajectory minimap in the video's corner")
     p.add_argument("--out", default="out.mp4")

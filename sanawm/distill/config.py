@@ -60,7 +60,9 @@ class TeacherSection:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.shift <= 0:
-            raise ValueError(f"teacher.steps must be ≥ 1 and teacher.shift > 0, got {self.steps}, {self.shift}")
+            raise ValueError(
+                f"teacher.steps must be ≥ 1 and teacher.shift > 0, got {self.steps}, {self.shift}"
+            )
 
 
 @dataclass

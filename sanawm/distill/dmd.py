@@ -22,6 +22,8 @@ import torch
 from ..sampling import Conditions, Guidance
 from ..training.flow_matching import noisy_latents, shift_sigma, velocity_target
 
+NO_GUIDANCE = Guidance(1.0)
+
 
 def draw_sigma(batch: int, generator: torch.Generator, lo: float, hi: float, shift: float) -> torch.Tensor:
     """(B,) σ = shift(U(lo, hi)): the noise level of one score evaluation per sample."""
@@ -40,7 +42,7 @@ def predict_x0(
     x_sigma: torch.Tensor,
     sigma_frames: torch.Tensor,
     cond: Conditions,
-    guidance: Guidance = Guidance(1.0),
+    guidance: Guidance = NO_GUIDANCE,
     chunks: Sequence[int] | None = None,
     kv_window: int | None = None,
 ) -> torch.Tensor:
@@ -106,8 +108,14 @@ def critic_loss(
     sigma_frames = frame_sigmas(sigma.to(x.device), x.shape[2])
     x_sigma = noisy_latents(x, noise, sigma_frames)
     v = fake(
-        x_sigma, sigma_frames * 1000.0, cond.text, cond.text_mask, cond.camera, cond.plucker,
-        chunks=chunks, kv_window=kv_window,
+        x_sigma,
+        sigma_frames * 1000.0,
+        cond.text,
+        cond.text_mask,
+        cond.camera,
+        cond.plucker,
+        chunks=chunks,
+        kv_window=kv_window,
     )
     target = velocity_target(x, noise)
     return (v[:, :, 1:].float() - target[:, :, 1:].float()).square().mean()

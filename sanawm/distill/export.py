@@ -54,7 +54,9 @@ def export_student(
         )
     defaults = {}
     if (pipeline / GENERATION_FILE).is_file():
-        defaults = {k: v for k, v in json.loads((pipeline / GENERATION_FILE).read_text()).items() if k != "_source"}
+        defaults = {
+            k: v for k, v in json.loads((pipeline / GENERATION_FILE).read_text()).items() if k != "_source"
+        }
     timesteps = [float(t) for t in cfg.student.timesteps]
     generation = {
         **defaults,

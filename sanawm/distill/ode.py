@@ -36,6 +36,7 @@ from ..model.transformer import SanaWMTransformer
 from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance
 
 INDEX, FORMAT, VERSION = "index.json", "sanawm-ode-trajectories", 1
+NO_GUIDANCE = Guidance(1.0)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def teacher_trajectory(
     chunks: Sequence[int],
     schedule: EulerSchedule,
     keep_sigmas: Sequence[float],
-    guidance: Guidance = Guidance(1.0),
+    guidance: Guidance = NO_GUIDANCE,
     kv_window: int | None = 2,
 ) -> torch.Tensor:
     """States (B, S, C, T, H, W) of the teacher's chunk-by-chunk Euler sampling at the S `keep_sigmas`
@@ -78,7 +79,8 @@ def teacher_trajectory(
     if grid[0] != 1.0:
         raise ValueError(f"the teacher's schedule must start at σ = 1, got {grid[0]}")
     segments = [
-        SigmaSchedule(tuple(s for s in grid if hi + 1e-6 >= s >= lo - 1e-6)) for hi, lo in zip(keep, keep[1:], strict=False)
+        SigmaSchedule(tuple(s for s in grid if hi + 1e-6 >= s >= lo - 1e-6))
+        for hi, lo in zip(keep, keep[1:], strict=False)
     ]
     branches = [guidance.unconditional(cond), cond] if guidance.enabled else [cond]
     session = ChunkSession(model, branches, guidance, kv_window, streaming=True)
@@ -133,6 +135,9 @@ def build_trajectories(
         "latent_frames": latent_frames,
         "chunks": list(chunks),
         "keep_sigmas": [float(s) for s in keep_sigmas],
+        "teacher_sigmas": [round(s, 6) for s in merged_sigmas(schedule.sigmas(), keep_sigmas)],
+        "guidance": [guidance.scale, guidance.drop_text, guidance.drop_camera],
+        "kv_window": kv_window,
         "seed": seed,
         "shard_size": shard_size,
     }
@@ -161,7 +166,13 @@ def build_trajectories(
             C, _, H, W = latents.shape[1:]
             noise = torch.stack(
                 [
-                    torch.randn(C, latent_frames, H, W, generator=torch.Generator().manual_seed(derive_seed(seed, k, 11)))
+                    torch.randn(
+                        C,
+                        latent_frames,
+                        H,
+                        W,
+                        generator=torch.Generator().manual_seed(derive_seed(seed, k, 11)),
+                    )
                     for k in group
                 ]
             )
@@ -170,7 +181,9 @@ def build_trajectories(
             text = torch.stack([it["text"] for it in items]).float()
             mask = torch.stack([it["text_mask"] for it in items])
             dtype = next(teacher.parameters()).dtype
-            cond = Conditions(text.to(device, dtype), mask.to(device), camera.to(device, dtype), plucker.to(device, dtype))
+            cond = Conditions(
+                text.to(device, dtype), mask.to(device), camera.to(device, dtype), plucker.to(device, dtype)
+            )
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda"):
                 states = teacher_trajectory(
                     teacher,

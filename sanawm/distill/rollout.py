@@ -46,7 +46,9 @@ def self_forcing_rollout(
     last = len(sigmas) - 2
     exits = [last] * len(chunks) if exit_steps is None else [int(s) for s in exit_steps]
     if len(exits) != len(chunks) or not all(0 <= s <= last for s in exits):
-        raise ValueError(f"exit_steps {exits} must give one step in 0..{last} for each of {len(chunks)} chunks")
+        raise ValueError(
+            f"exit_steps {exits} must give one step in 0..{last} for each of {len(chunks)} chunks"
+        )
     grads = [True] * len(chunks) if grad_chunks is None else list(grad_chunks)
     session = ChunkSession(model, [cond], Guidance(1.0), kv_window, streaming=True)
     out, start = [], 0

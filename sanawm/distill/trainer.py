@@ -54,8 +54,8 @@ class _Distiller:
         if cfg.data.source == "clips":
             raise ValueError(
                 "sanawm distill reads conditions from data.source 'latents' or 'synthetic'; encode the clips "
-                "once with `sanawm cache-latents DATASET --vae VAE --out CACHE` and pass --data.source=latents "
-                "--data.path=CACHE"
+                "once with `sanawm cache-latents DATASET --vae VAE --out CACHE` and pass "
+                "--data.source=latents --data.path=CACHE"
             )
         self.out_dir = Path(cfg.run.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
@@ -64,7 +64,9 @@ class _Distiller:
         self.bf16 = cfg.run.precision == "bf16" and self.device.type == "cuda"
         self.teacher = self._frozen(load_network(cfg.teacher.path, cfg.teacher.weights))
         init = cfg.student.init_from or cfg.teacher.path
-        self.student = self._trainable(load_network(init, cfg.student.init_weights if cfg.student.init_from else cfg.teacher.weights))
+        self.student = self._trainable(
+            load_network(init, cfg.student.init_weights if cfg.student.init_from else cfg.teacher.weights)
+        )
         self.model_config = self.student.cfg
         self.optimizer, self.scheduler = self._optimizer(self.student, cfg.optim, self._optimizer_steps())
         self.ema = EMA(self.student, cfg.optim.ema_decay) if cfg.optim.ema_decay is not None else None
@@ -74,7 +76,11 @@ class _Distiller:
     # ---- pieces ---------------------------------------------------------------------------------
 
     def _frozen(self, model: SanaWMTransformer) -> SanaWMTransformer:
-        dtype = torch.bfloat16 if self.cfg.teacher.dtype == "bf16" and self.device.type == "cuda" else torch.float32
+        dtype = (
+            torch.bfloat16
+            if self.cfg.teacher.dtype == "bf16" and self.device.type == "cuda"
+            else torch.float32
+        )
         return model.to(self.device, dtype).eval().requires_grad_(False)
 
     def _trainable(self, model: SanaWMTransformer) -> SanaWMTransformer:
@@ -140,11 +146,20 @@ class _Distiller:
         loader = build_loader(dataset, cfg.data, self.model_config, cfg.run.seed, self.position, 0, 1)
         batches = iter(loader)
         bar = tqdm(
-            total=cfg.run.steps, initial=self.step, desc=f"distill {self.name}", unit="step",
-            dynamic_ncols=True, disable=not cfg.run.progress,
+            total=cfg.run.steps,
+            initial=self.step,
+            desc=f"distill {self.name}",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not cfg.run.progress,
         )
         started, t0, steps0 = time.perf_counter(), time.perf_counter(), self.step
-        last_ckpt, saved_step, stopped_early, rows = self.resumed_from, self.step if self.resumed_from else None, False, []
+        last_ckpt, saved_step, stopped_early, rows = (
+            self.resumed_from,
+            self.step if self.resumed_from else None,
+            False,
+            [],
+        )
         while self.step < cfg.run.steps:
             limit = cfg.run.time_limit_minutes
             if limit is not None and time.perf_counter() - started > 60 * limit:
@@ -232,30 +247,42 @@ class OdeDistiller(_Distiller):
         folder = self.trajectories_dir()
         T = cfg.data.latent_frames
         source = build_dataset(cfg.data, self.model_config, cfg.run.seed)
-        guidance = Guidance(cfg.teacher.guidance, cfg.teacher.guidance_drops_text, cfg.teacher.guidance_drops_camera)
+        guidance = Guidance(
+            cfg.teacher.guidance, cfg.teacher.guidance_drops_text, cfg.teacher.guidance_drops_camera
+        )
         settings = {
             "teacher": str(Path(cfg.teacher.path).resolve()),
             "teacher_weights": cfg.teacher.weights,
-            "teacher_steps": cfg.teacher.steps,
-            "teacher_shift": cfg.teacher.shift,
-            "guidance": [guidance.scale, guidance.drop_text, guidance.drop_camera],
-            "kv_window": cfg.stream.kv_window,
             "data": [cfg.data.source, cfg.data.path, list(cfg.data.size), cfg.data.camera],
         }
-        bar = tqdm(total=cfg.ode.samples, desc="teacher trajectories", unit="clip",
-                   disable=not (cfg.run.progress if progress is None else progress))
+        bar = tqdm(
+            total=cfg.ode.samples,
+            desc="teacher trajectories",
+            unit="clip",
+            disable=not (cfg.run.progress if progress is None else progress),
+        )
 
         def report(done, total):
             bar.n = done
             bar.refresh()
 
         build_trajectories(
-            folder, self.teacher, source,
-            samples=cfg.ode.samples, latent_frames=T, chunks=cfg.stream.chunks(T),
+            folder,
+            self.teacher,
+            source,
+            samples=cfg.ode.samples,
+            latent_frames=T,
+            chunks=cfg.stream.chunks(T),
             schedule=EulerSchedule(cfg.teacher.steps, cfg.teacher.shift),
-            keep_sigmas=self.schedule.sigmas().tolist(), guidance=guidance, kv_window=cfg.stream.kv_window,
-            seed=cfg.run.seed, settings=settings, shard_size=cfg.ode.shard_size, batch_size=cfg.ode.batch_size,
-            device=self.device, progress=report,
+            keep_sigmas=self.schedule.sigmas().tolist(),
+            guidance=guidance,
+            kv_window=cfg.stream.kv_window,
+            seed=cfg.run.seed,
+            settings=settings,
+            shard_size=cfg.ode.shard_size,
+            batch_size=cfg.ode.batch_size,
+            device=self.device,
+            progress=report,
         )
         bar.close()
         return folder
@@ -269,7 +296,8 @@ class OdeDistiller(_Distiller):
         want = [round(s, 6) for s in self.schedule.sigmas().tolist()]
         if [round(s, 6) for s in data.index["keep_sigmas"]] != want:
             raise ValueError(
-                f"{folder} holds states at σ {data.index['keep_sigmas']} but the student's timesteps give {want}; "
+                f"{folder} holds states at σ {data.index['keep_sigmas']} but the student's timesteps give "
+                f"{want}; "
                 "set --ode.dataset to a new folder"
             )
         if data.index["latent_frames"] != self.cfg.data.latent_frames:
@@ -293,8 +321,14 @@ class OdeDistiller(_Distiller):
         levels = torch.randint(0, S - 1, (B, len(chunks)), generator=g)
         with self._autocast():
             loss = ode_regression_loss(
-                self.student, states, self.schedule.sigmas(), levels, self._conditions(batch, T), chunks,
-                cfg.stream.kv_window, backward=True,
+                self.student,
+                states,
+                self.schedule.sigmas(),
+                levels,
+                self._conditions(batch, T),
+                chunks,
+                cfg.stream.kv_window,
+                backward=True,
             )
         norm = self._update(self.student, self.optimizer, self.scheduler, cfg.optim.grad_clip)
         if self.ema is not None:
@@ -315,12 +349,17 @@ class DmdDistiller(_Distiller):
         if cfg.data.latent_frames < longest:
             raise ValueError(
                 f"dmd.curriculum goes to {longest} latent frames but data.latent_frames is "
-                f"{cfg.data.latent_frames}; set --data.latent_frames={longest} (conditions for the longest rollout)"
+                f"{cfg.data.latent_frames}; set --data.latent_frames={longest} (conditions for the longest "
+                "rollout)"
             )
         self.fake = self._trainable(load_network(cfg.teacher.path, cfg.teacher.weights))
-        self.critic_optimizer, self.critic_scheduler = self._optimizer(self.fake, cfg.dmd.critic_optim, cfg.run.steps)
+        self.critic_optimizer, self.critic_scheduler = self._optimizer(
+            self.fake, cfg.dmd.critic_optim, cfg.run.steps
+        )
         d = cfg.dmd
-        self.real_guidance = Guidance(d.real_guidance, cfg.teacher.guidance_drops_text, cfg.teacher.guidance_drops_camera)
+        self.real_guidance = Guidance(
+            d.real_guidance, cfg.teacher.guidance_drops_text, cfg.teacher.guidance_drops_camera
+        )
 
     def _optimizer_steps(self) -> int:
         return -(-self.cfg.run.steps // self.cfg.dmd.critic_steps)
@@ -355,12 +394,22 @@ class DmdDistiller(_Distiller):
         grads = [bool(e > frames - keep) if keep is not None else True for e in ends]
 
         def renoise(j, i):
-            return torch.randn(noise.shape[0], noise.shape[1], chunks[j], *noise.shape[3:], generator=g).to(dev)
+            return torch.randn(noise.shape[0], noise.shape[1], chunks[j], *noise.shape[3:], generator=g).to(
+                dev
+            )
 
         with torch.set_grad_enabled(grad), self._autocast():
             return self_forcing_rollout(
-                self.student, noise.to(dev), latents[:, :, :1].to(dev), self._conditions(batch, frames),
-                chunks, self.schedule, cfg.stream.kv_window, renoise, exits, grads,
+                self.student,
+                noise.to(dev),
+                latents[:, :, :1].to(dev),
+                self._conditions(batch, frames),
+                chunks,
+                self.schedule,
+                cfg.stream.kv_window,
+                renoise,
+                exits,
+                grads,
             )
 
     def _score_chunks(self, frames: int):

@@ -257,7 +257,9 @@ class ChunkSession:
             timestep[:, 0] = 0.0
         return timestep
 
-    def step(self, x: torch.Tensor, sigmas: torch.Tensor, i: int, clean_first: bool, few_step: bool, renoise=None):
+    def step(
+        self, x: torch.Tensor, sigmas: torch.Tensor, i: int, clean_first: bool, few_step: bool, renoise=None
+    ):
         """One sampler step of a chunk from σ_i to σ_{i+1}: Euler, or (few-step) predict x₀ and re-noise
         it to σ_{i+1} with `renoise(i)` (fresh noise from the global RNG when None)."""
         sigma, nxt = sigmas[i], sigmas[i + 1]
