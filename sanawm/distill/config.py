@@ -46,6 +46,9 @@ class TeacherSection:
     steps, shift: its flow-matching Euler sampler (`EulerSchedule`), used for the ODE trajectories.
     guidance: classifier-free guidance of those trajectories (1: none). The DMD real score uses
         `dmd.real_guidance`. The unconditional branch drops the text and/or the camera.
+    sampler: 'chunked' (chunk by chunk with the streaming state, as `generate --mode streaming`; a
+        chunk-causal teacher such as the default model) or 'bidirectional' (all frames at once; the
+        release's stage-1 teacher).
     dtype: storage of the frozen copy; 'bf16' halves its memory (CUDA only; the CPU computes in fp32).
     """
 
@@ -56,6 +59,7 @@ class TeacherSection:
     guidance: float = 1.0
     guidance_drops_text: bool = True
     guidance_drops_camera: bool = False
+    sampler: Literal["chunked", "bidirectional"] = "chunked"
     dtype: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:

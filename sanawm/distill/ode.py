@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..model.transformer import SanaWMTransformer
-from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance
+from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance, sample_bidirectional
 
 INDEX, FORMAT, VERSION = "index.json", "sanawm-ode-trajectories", 1
 NO_GUIDANCE = Guidance(1.0)
@@ -64,14 +64,15 @@ def teacher_trajectory(
     noise: torch.Tensor,
     first_latent: torch.Tensor,
     cond: Conditions,
-    chunks: Sequence[int],
+    chunks: Sequence[int] | None,
     schedule: EulerSchedule,
     keep_sigmas: Sequence[float],
     guidance: Guidance = NO_GUIDANCE,
     kv_window: int | None = 2,
 ) -> torch.Tensor:
     """States (B, S, C, T, H, W) of the teacher's chunk-by-chunk Euler sampling at the S `keep_sigmas`
-    (decreasing from 1 to 0), from noise (B, C, T, H, W) with frame 0 pinned to first_latent."""
+    (decreasing from 1 to 0), from noise (B, C, T, H, W) with frame 0 pinned to first_latent.
+    `chunks` None: the teacher is bidirectional and samples all frames at once (`sample_bidirectional`)."""
     keep = [float(k) for k in keep_sigmas]
     if keep[0] != 1.0 or keep[-1] != 0.0 or any(b >= a for a, b in zip(keep, keep[1:], strict=False)):
         raise ValueError(f"keep_sigmas must decrease from 1 to 0, got {keep}")
@@ -82,6 +83,12 @@ def teacher_trajectory(
         SigmaSchedule(tuple(s for s in grid if hi + 1e-6 >= s >= lo - 1e-6))
         for hi, lo in zip(keep, keep[1:], strict=False)
     ]
+    if chunks is None:
+        states = [noise.clone()]
+        states[0][:, :, :1] = first_latent.to(noise.dtype)
+        for segment in segments:
+            states.append(sample_bidirectional(model, states[-1], first_latent, cond, segment, guidance))
+        return torch.stack(states, 1)
     branches = [guidance.unconditional(cond), cond] if guidance.enabled else [cond]
     session = ChunkSession(model, branches, guidance, kv_window, streaming=True)
     per_chunk, start = [], 0
@@ -107,7 +114,7 @@ def build_trajectories(
     *,
     samples: int,
     latent_frames: int,
-    chunks: Sequence[int],
+    chunks: Sequence[int] | None,
     schedule: EulerSchedule,
     keep_sigmas: Sequence[float],
     guidance: Guidance,
@@ -133,7 +140,7 @@ def build_trajectories(
         **settings,
         "samples": samples,
         "latent_frames": latent_frames,
-        "chunks": list(chunks),
+        "chunks": None if chunks is None else list(chunks),
         "keep_sigmas": [float(s) for s in keep_sigmas],
         "teacher_sigmas": [round(s, 6) for s in merged_sigmas(schedule.sigmas(), keep_sigmas)],
         "guidance": [guidance.scale, guidance.drop_text, guidance.drop_camera],

@@ -22,7 +22,15 @@ from ..sampling import Conditions, EulerSchedule, FewStepSchedule, Guidance
 from ..training.checkpoint import capture_rng, load_checkpoint, load_model, save_checkpoint
 from ..training.data import build_dataset, build_loader, derive_seed
 from ..training.distributed import init_distributed
-from ..training.trainer import EMA, MetricsLog, _check_out_dir, _seed_everything, build_optimizer, lr_factor
+from ..training.trainer import (
+    EMA,
+    MetricsLog,
+    _check_out_dir,
+    _seed_everything,
+    build_optimizer,
+    checkpoint_blocks,
+    lr_factor,
+)
 from .config import DistillConfig, dump_distill_config
 from .dmd import critic_loss, distribution_matching, draw_sigma
 from .ode import INDEX, TrajectoryDataset, build_trajectories, ode_regression_loss
@@ -84,6 +92,8 @@ class _Distiller:
         return model.to(self.device, dtype).eval().requires_grad_(False)
 
     def _trainable(self, model: SanaWMTransformer) -> SanaWMTransformer:
+        if self.cfg.run.activation_checkpointing:
+            checkpoint_blocks(model)
         groups = model.parameter_groups()
         for name in ["compat"] + ([] if self.cfg.data.camera else ["camera", "plucker"]):
             for p in groups[name]:
@@ -272,7 +282,7 @@ class OdeDistiller(_Distiller):
             source,
             samples=cfg.ode.samples,
             latent_frames=T,
-            chunks=cfg.stream.chunks(T),
+            chunks=cfg.stream.chunks(T) if cfg.teacher.sampler == "chunked" else None,
             schedule=EulerSchedule(cfg.teacher.steps, cfg.teacher.shift),
             keep_sigmas=self.schedule.sigmas().tolist(),
             guidance=guidance,

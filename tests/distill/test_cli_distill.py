@@ -81,7 +81,12 @@ def test_ode_then_dmd_then_export_gives_a_student_that_generates(runs, teacher_p
 
 @pytest.mark.parametrize("stage", ["ode", "dmd"])
 def test_runs_resume_exactly(runs, teacher_pipeline, tmp_path, stage):
-    base = [f"--teacher.path={teacher_pipeline}", f"--run.out_dir={tmp_path / 'r'}"]
+    # with activation checkpointing, which must change nothing but memory
+    base = [
+        f"--teacher.path={teacher_pipeline}",
+        f"--run.out_dir={tmp_path / 'r'}",
+        "--run.activation_checkpointing=1",
+    ]
     if stage == "ode":
         base.append(f"--ode.dataset={runs / 'ode' / 'trajectories'}")  # reused: same settings
     else:

@@ -9,7 +9,15 @@ import torch
 from sanawm.distill import TrajectoryDataset, build_trajectories, ode_regression_loss, teacher_trajectory
 from sanawm.distill.ode import SigmaSchedule, merged_sigmas
 from sanawm.model import SanaWMTransformer, get_preset
-from sanawm.sampling import ChunkSession, Conditions, EulerSchedule, FewStepSchedule, Guidance, sample_chunked
+from sanawm.sampling import (
+    ChunkSession,
+    Conditions,
+    EulerSchedule,
+    FewStepSchedule,
+    Guidance,
+    sample_bidirectional,
+    sample_chunked,
+)
 from sanawm.training.data import SyntheticClips, derive_seed
 from tests.model.helpers import camera_inputs, randomize
 
@@ -61,6 +69,17 @@ def test_states_are_points_of_the_teacher_sampler(setup):
             want = session.denoise(x, upto, start == 0)
             assert (states[:, k, :, start : start + size] - want).abs().max().item() <= 1e-5, (j, k)
         start += size
+
+
+def test_bidirectional_teacher_states(setup):
+    model, noise, first, cond = setup
+    schedule, guidance = EulerSchedule(steps=2, shift=3.0), Guidance(2.0)
+    states = teacher_trajectory(model, noise, first, cond, None, schedule, KEEP, guidance)
+    grid = merged_sigmas(schedule.sigmas(), KEEP)
+    for k, keep in enumerate(KEEP[1:], start=1):
+        upto = SigmaSchedule(tuple(s for s in grid if s >= keep - 1e-6))
+        want = sample_bidirectional(model, noise, first, cond, upto, guidance)
+        assert (states[:, k] - want).abs().max().item() <= 1e-5, k
 
 
 def _build(folder, model, samples=3, **kw):
