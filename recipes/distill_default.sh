@@ -39,7 +39,7 @@ if [[ $MODE == --smoke ]]; then
     DMD_ARGS=(--data.latent_frames=5 '--dmd.curriculum=[[0,4],[1,5]]' --dmd.critic_steps=1)
     ODE_LIMIT=1; DMD_LIMIT=1; CHECK_SECONDS=1
 else
-    SIZE=256; WORKERS=12; SCENES=256; SECONDS_=20; WINDOWS=2
+    SIZE=256; WORKERS=12; SCENES=192; SECONDS_=20; WINDOWS=3
     ODE_FRAMES=161; DMD_FRAMES=321         # 21 and 41 latent frames (10 s, 20 s)
     COMMON=(--run.progress=false)
     ODE_ARGS=(--ode.samples=512)
@@ -80,11 +80,14 @@ log "self-forcing DMD"
 stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$WORK/latents-$DMD_FRAMES" \
     --student.init_from="$WORK/ode" "${DMD_ARGS[@]}"
 
+# WORK/pipeline appears last, once the student has generated from it (recipes/device_watch.sh waits for it)
 log "export"
-"${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$TEACHER" --out "$WORK/pipeline" --overwrite \
+rm -rf "$WORK/pipeline.partial"
+"${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$TEACHER" --out "$WORK/pipeline.partial" \
     > "$WORK/export.json"
 log "check: the student generates ${CHECK_SECONDS} s"
-"${SANAWM[@]}" generate --model "$WORK/pipeline" --seconds "$CHECK_SECONDS" --height "$SIZE" --width "$SIZE" \
-    --out "$WORK/check.mp4" > "$WORK/check.json" 2> "$WORK/check.log"
+"${SANAWM[@]}" generate --model "$WORK/pipeline.partial" --seconds "$CHECK_SECONDS" --height "$SIZE" \
+    --width "$SIZE" --out "$WORK/check.mp4" > "$WORK/check.json" 2> "$WORK/check.log"
+rm -rf "$WORK/pipeline"; mv "$WORK/pipeline.partial" "$WORK/pipeline"
 log "done: $WORK/pipeline ($(python3 -c "import json; r = json.load(open('$WORK/check.json')); \
 print(f\"{r['network']}: {r['frames']} frames in {r['seconds_taken']} s\")"))"
