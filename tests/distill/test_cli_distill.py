@@ -132,3 +132,17 @@ def test_errors_name_the_fix(teacher_pipeline, tmp_path, capsys):
     ]
     assert main(args) == 2
     assert "pipeline folder" in capsys.readouterr().err
+
+
+def test_every_preset_loads_and_covers_its_curriculum():
+    from sanawm.distill.config import list_distill_presets, load_distill_config
+
+    names = list_distill_presets()
+    assert {"distill-ode-default", "distill-dmd-default", "distill-ode-2.6b", "distill-dmd-2.6b"} <= set(
+        names
+    )
+    for name in names:
+        cfg = load_distill_config(name, ["--teacher.path=anywhere"])
+        assert cfg.student.timesteps == (1000.0, 960.0, 889.0, 727.0, 0.0), name
+        if name.startswith("distill-dmd"):
+            assert cfg.data.latent_frames >= max(t for _, t in cfg.dmd.curriculum), name
