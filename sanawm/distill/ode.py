@@ -124,12 +124,13 @@ def build_trajectories(
     shard_size: int = 16,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
+    bf16: bool = False,
     progress=None,
 ) -> Path:
     """Write (or finish) the trajectory folder; returns it. `dataset` items give the conditions
     (latents (C, T', H, W) with T' ≥ latent_frames, of which only frame 0 is read; camera; plucker;
     text; text_mask). `settings` (JSON-able) identify the run: a folder made with other settings is
-    refused."""
+    refused. `bf16`: autocast the teacher on CUDA (the stored states stay float32)."""
     from ..training.data import derive_seed
 
     out = Path(out_dir)
@@ -187,15 +188,13 @@ def build_trajectories(
             plucker = torch.stack([it["plucker"][:, :latent_frames] for it in items]).float()
             text = torch.stack([it["text"] for it in items]).float()
             mask = torch.stack([it["text_mask"] for it in items])
-            dtype = next(teacher.parameters()).dtype
-            cond = Conditions(
-                text.to(device, dtype), mask.to(device), camera.to(device, dtype), plucker.to(device, dtype)
-            )
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda"):
+            # States stay float32 whatever the teacher's dtype (the network casts its inputs).
+            cond = Conditions(text.to(device), mask.to(device), camera.to(device), plucker.to(device))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
                 states = teacher_trajectory(
                     teacher,
-                    noise.to(device, dtype),
-                    latents[:, :, :1].to(device, dtype),
+                    noise.to(device),
+                    latents[:, :, :1].to(device),
                     cond,
                     chunks,
                     schedule,

@@ -11,6 +11,7 @@ One process, one device (torchrun is refused with a clear error).
 from __future__ import annotations
 
 import functools
+import json
 import time
 from pathlib import Path
 
@@ -292,6 +293,7 @@ class OdeDistiller(_Distiller):
             shard_size=cfg.ode.shard_size,
             batch_size=cfg.ode.batch_size,
             device=self.device,
+            bf16=self.bf16,
             progress=report,
         )
         bar.close()
@@ -318,8 +320,6 @@ class OdeDistiller(_Distiller):
         return data
 
     def _stale(self, folder: Path) -> bool:
-        import json
-
         return json.loads((folder / INDEX).read_text()).get("samples") != self.cfg.ode.samples
 
     def train_step(self, batch: dict) -> dict[str, float]:
