@@ -11,7 +11,6 @@ One process, one device (torchrun is refused with a clear error).
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from ..training.trainer import (
 )
 from .config import DistillConfig, dump_distill_config
 from .dmd import critic_loss, distribution_matching, draw_sigma
-from .ode import INDEX, TrajectoryDataset, build_trajectories, ode_regression_loss
+from .ode import TrajectoryDataset, build_trajectories, ode_regression_loss
 from .rollout import self_forcing_rollout
 
 
@@ -301,26 +300,9 @@ class OdeDistiller(_Distiller):
 
     def dataset(self):
         folder = self.trajectories_dir()
-        if not (folder / INDEX).is_file() or self._stale(folder):
-            self._say(f"teacher trajectories -> {folder}")
-            self.build()
-        data = TrajectoryDataset(folder)
-        want = [round(s, 6) for s in self.schedule.sigmas().tolist()]
-        if [round(s, 6) for s in data.index["keep_sigmas"]] != want:
-            raise ValueError(
-                f"{folder} holds states at σ {data.index['keep_sigmas']} but the student's timesteps give "
-                f"{want}; "
-                "set --ode.dataset to a new folder"
-            )
-        if data.index["latent_frames"] != self.cfg.data.latent_frames:
-            raise ValueError(
-                f"{folder} holds {data.index['latent_frames']}-frame trajectories; set "
-                f"--data.latent_frames={data.index['latent_frames']}"
-            )
-        return data
-
-    def _stale(self, folder: Path) -> bool:
-        return json.loads((folder / INDEX).read_text()).get("samples") != self.cfg.ode.samples
+        self._say(f"teacher trajectories: {folder}")
+        self.build()  # refuses a folder of other settings; computes only what is missing
+        return TrajectoryDataset(folder)
 
     def train_step(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
