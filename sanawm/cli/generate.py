@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--teacher",
         action="store_true",
-        help="use the multi-step model even when the pipeline folder has a distilled student/ (the default)",
+        help="use the multi-step model even when the pipeline folder has a distilled student/ (else used)",
     )
     p.add_argument("--preview", action="store_true", help="draw a trajectory minimap in the video's corner")
     p.add_argument("--out", default="out.mp4")
