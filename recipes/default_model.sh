@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # Train the shipped default model from nothing: procedural worlds -> VAE -> latents -> world model.
 #
-#   recipes/default_model.sh WORK [--smoke] [--continue PIPELINE]
+#   recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]]
 #
 # Every stage writes under WORK and is skipped when its output is complete, so a rerun resumes. --smoke
 # runs the same chain at toy scale (a few 64-pixel clips, a few steps) to check it end to end on a CPU.
 # --continue PIPELINE starts the VAE and phase 1 from a pipeline folder's weights (e.g. the shipped
-# sanawm/assets/default-model) instead of from scratch, so training can span sessions.
+# sanawm/assets/default-model) instead of from scratch, so training can span sessions; with --keep-vae the
+# pipeline's VAE is used as it is (no VAE training: the latent space, and so the world model, carry over).
 # The full run was made on one H100 (see docs/model-card.md); its two world-model phases are time-boxed
 # (run.time_limit_minutes), and the step each reached is logged in WORK/phase*/metrics.jsonl.
+#
+# Time boxes and batch sizes of the full run can be changed from the environment (defaults in brackets):
+# VAE_MINUTES [5.5], VAE_STEPS [1400] (the cosine schedule's length), P1_MINUTES [7], P2_MINUTES [7],
+# P1_BATCH [16], P2_BATCH [8], WORKERS [12] (render processes). With --continue the VAE restarts its cosine at a lower peak (2e-4).
+# The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*).
 #
 # Seeds: VAE clips 0.., phase-1 clips 1000.., phase-2 clips 5000.., held-out VAE clips 900000..;
 # `sanawm eval worlds` uses 1000000.. so nothing evaluated was trained on.
 set -euo pipefail
 
-WORK=${1:?usage: recipes/default_model.sh WORK [--smoke] [--continue PIPELINE]}
+WORK=${1:?usage: recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]]}
 shift
-MODE=full; FROM=""
+MODE=full; FROM=""; KEEP_VAE=""
 while (( $# )); do
     case $1 in
         --smoke) MODE=--smoke ;;
         --continue) FROM=$(realpath "${2:?--continue needs a pipeline folder}"); shift ;;
+        --keep-vae) KEEP_VAE=1 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -38,14 +45,17 @@ if [[ $MODE == --smoke ]]; then
                 --run.steps=2 --run.log_every=1 --run.progress=false)
     P1_LIMIT=1; P2_LIMIT=1
 else
-    SIZE=256; WORKERS=12
+    SIZE=256; WORKERS=${WORKERS:-12}
     VAE_SCENES=160; VAE_SECONDS=3; HELD_SCENES=16
     A_SCENES=800; A_SECONDS=10; A_FRAMES=161; B_SCENES=300; B_SECONDS=20; B_FRAMES=321
-    VAE_ARGS=(--preset medium --steps 1400 --batch-size 8 --lr 5e-4 --warmup-steps 100 --schedule cosine
-              --time-limit-minutes 5.5 --workers 4 --log-every 25 --ckpt-every 500 --no-progress)
+    VAE_LR=5e-4; [[ -n $FROM ]] && VAE_LR=2e-4
+    VAE_ARGS=(--preset medium --steps "${VAE_STEPS:-1400}" --batch-size 8 --lr "$VAE_LR" --warmup-steps 100
+              --schedule cosine --time-limit-minutes "${VAE_MINUTES:-5.5}" --workers 4 --log-every 25
+              --ckpt-every 500 --no-progress)
     PHASE_ARGS=(--run.progress=false)
-    P1_LIMIT=7; P2_LIMIT=7
+    P1_LIMIT=${P1_MINUTES:-7}; P2_LIMIT=${P2_MINUTES:-7}
 fi
+if [[ -n $KEEP_VAE && -z $FROM ]]; then echo "--keep-vae needs --continue PIPELINE" >&2; exit 2; fi
 LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 ))
 
 render() {  # render NAME SEED SCENES SECONDS WORKERS
@@ -84,6 +94,10 @@ BACKGROUND=$!
 trap 'kill $BACKGROUND 2> /dev/null || true' EXIT
 
 log "VAE"
+if [[ -n $KEEP_VAE && ! -f $WORK/vae/vae/config.json ]]; then
+    mkdir -p "$WORK/vae" && cp -r "$FROM/vae" "$WORK/vae/vae"
+    log "VAE kept from $FROM/vae"
+fi
 if [[ ! -f $WORK/vae/vae/config.json ]]; then
     resume=(); [[ -n $FROM ]] && resume=(--init-from "$FROM/vae")
     [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
@@ -103,7 +117,8 @@ if [[ ! -f $WORK/phase1.done ]]; then
     resume=(); [[ -n $FROM ]] && resume=(--model.init_from="$FROM/transformer")
     [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
-        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --run.out_dir="$WORK/phase1" \
+        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="${P1_BATCH:-16}" \
+        --run.out_dir="$WORK/phase1" \
         --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"
     touch "$WORK/phase1.done"
 fi
@@ -114,7 +129,7 @@ if [[ ! -f $WORK/phase2.done ]]; then
     resume=(--model.init_from="$WORK/phase1" --model.init_weights=ema)
     [[ -d $WORK/phase2/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
-        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size=8 --optim.lr=2e-4 \
+        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="${P2_BATCH:-8}" --optim.lr=2e-4 \
         --optim.warmup_steps=50 --run.out_dir="$WORK/phase2" --run.time_limit_minutes="$P2_LIMIT" \
         "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
     touch "$WORK/phase2.done"
@@ -123,4 +138,14 @@ wait "$BACKGROUND"
 
 log "export"
 "${SANAWM[@]}" export "$WORK/phase2" --vae "$WORK/vae/vae" --out "$WORK/pipeline" --overwrite > "$WORK/export.json"
+log "exported: $WORK/pipeline"
+
+if [[ $MODE != --smoke ]]; then  # held-out evaluation on the GPU (fp32, as the CPU evaluations)
+    log "eval worlds"
+    [[ -f $WORK/eval10.json ]] || "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --scenes 20 --seconds 10 \
+        --horizons 1,5,10 --dtype fp32 --out "$WORK/eval10.json" --plot "$WORK/eval10.png" > "$WORK/eval10.log" 2>&1
+    [[ -f $WORK/eval60.json ]] || "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --scenes 2 --seconds 60 \
+        --dtype fp32 --out "$WORK/eval60.json" --sheets "$WORK/sheets60" --plot "$WORK/eval60.png" \
+        > "$WORK/eval60.log" 2>&1
+fi
 log "done: $WORK/pipeline"

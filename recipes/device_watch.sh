@@ -7,11 +7,13 @@
 # The recipe defaults to recipes/default_model.sh (arguments: --smoke, --continue PIPELINE).
 set -uo pipefail
 WORK=$1; OUT=$2; LIMIT=$3
-RECIPE=recipes/default_model.sh
-if [[ ${4:-} == --recipe ]]; then RECIPE=${5:?--recipe needs a script}; set -- "${@:1:3}" "${@:6}"; fi
+RECIPE=recipes/default_model.sh; DONE=eval60.json  # the file the recipe writes last
+if [[ ${4:-} == --recipe ]]; then  # recipes/distill_default.sh: its WORK/pipeline appears last
+    RECIPE=${5:?--recipe needs a script}; DONE=pipeline/generation.json; set -- "${@:1:3}" "${@:6}"
+fi
 start=$(date +%s)
 if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
-    if [[ ! -f $WORK/pipeline/generation.json ]]; then
+    if [[ ! -f $WORK/$DONE ]]; then
         mkdir -p "$WORK"; rm -rf "$WORK/src" "$WORK/driver.pid"; mkdir "$WORK/src"
         cp -r sanawm recipes pyproject.toml "$WORK/src/"  # the code the recipe runs stays fixed
         # setsid may fork, so $! would name a process that exits at once: the recipe writes its own pid.
@@ -23,7 +25,7 @@ if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/
     fi
 fi
 while (( $(date +%s) - start < LIMIT )); do
-    [[ -f $WORK/pipeline/generation.json ]] && break
+    [[ -f $WORK/$DONE ]] && break
     kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null || break
     sleep 10
 done
@@ -37,7 +39,7 @@ cd "$WORK" || exit 1
 items=()
 for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
          phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
-         ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4; do
+         eval*.png sheets60 ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4; do
     [[ -e $p ]] && items+=("$p")
 done
 # At most 64 MiB come back from a call: once the (bf16) pipeline exists, leave the fp32 weights behind.

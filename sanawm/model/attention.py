@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops.context_parallel import ContextParallel
-from .ops.gdn import GDNInputs, GDNState, combine, gdn_parallel
+from .ops.gdn import GDNInputs, GDNState, combine, gdn_scan
 from .ops.rope import Rope, apply_rope
 from .ops.temporal import conv_with_halo, symmetric_short_conv
 from .ops.ucpe import apply_ucpe, downscale_to_reference_rms
@@ -192,7 +192,7 @@ class SelfAttention(nn.Module):
             frames(q),
             frames(k),
         )
-        out = gdn_parallel(_fp32(inputs), chunks, state.gdn, cp=ctx.cp)
+        out = gdn_scan(inputs, chunks, state.gdn, cp=ctx.cp)
         main = self._tokens(combine(out, self.gdn_eps).flatten(2, 3).to(x.dtype))
 
         cam, cam_gdn, k_cam_tail = None, None, None
@@ -204,7 +204,7 @@ class SelfAttention(nn.Module):
             inflation = (ku.norm(dim=-1).clamp_min(1e-6) / pre).square()  # (B, H, N)
             beta_cam = beta / inflation.reshape(B, self.heads, T, S).mean(-1, keepdim=True).clamp_min(1.0)
             cam_inputs = GDNInputs(frames(qu), frames(ku), frames(vu), beta_cam, decay)
-            out_c = gdn_parallel(_fp32(cam_inputs), chunks, state.gdn_cam, cp=ctx.cp)
+            out_c = gdn_scan(cam_inputs, chunks, state.gdn_cam, cp=ctx.cp)
             cam = self._ucpe_decode(out_c.num.flatten(2, 3).to(x.dtype), ctx)
             cam_gdn = out_c.state
         new_state = AttentionState(gdn=out.state, gdn_cam=cam_gdn, k_tail=k_tail, k_cam_tail=k_cam_tail)
@@ -303,17 +303,6 @@ def _frame_layout(T: int, S: int):
         return t.unflatten(2, (T, S))
 
     return f
-
-
-def _fp32(x: GDNInputs) -> GDNInputs:
-    """The scan runs in float32 at least (float64 stays float64)."""
-
-    def up(t):
-        if t is None or t.dtype == torch.float64:
-            return t
-        return t.float()
-
-    return GDNInputs(*(up(t) for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)))
 
 
 __all__ = ["AttentionContext", "SelfAttention", "ShortConv", "GDNState", "visible_chunks"]

@@ -104,13 +104,11 @@ class SanaWMTransformer(nn.Module):
         softmax queries seeing the first chunk, the `kv_window` previous chunks (None: all) and their own.
 
         With `cp` (context parallelism), every per-frame input holds only this rank's
-        `cp.frames_per_rank` frames, `chunks` still describes the whole clip, and the output is this
+        `cp.frames` frames, `chunks` still describes the whole clip, and the output is this
         rank's frames of the whole-clip result."""
         T = latents.shape[2]
-        if cp is not None and T != cp.frames_per_rank:
-            raise ValueError(
-                f"under context parallelism each rank passes its {cp.frames_per_rank} frames, got {T}"
-            )
+        if cp is not None and T != cp.frames:
+            raise ValueError(f"under context parallelism each rank passes its {cp.frames} frames, got {T}")
         total = T if cp is None else cp.total_frames
         if chunks is not None:
             chunks = tuple(int(c) for c in chunks)
@@ -142,6 +140,21 @@ class SanaWMTransformer(nn.Module):
 
     def init_stream_state(self, kv_window: int | None = 2) -> StreamState:
         return StreamState.initial(len(self.blocks), kv_window)
+
+    def compile_blocks(self, mode: str | None = None) -> SanaWMTransformer:
+        """Put every block's forward under `torch.compile` (in place; weights, state-dict keys and outputs
+        unchanged). The first calls compile, for each block kind (GDN / softmax) and each shape the
+        sampler meets (first chunk, later chunks, a filling KV window); on a GPU this more than halves a
+        streamed minute (docs/benchmarks.md). `mode`: torch.compile's mode (None: the default)."""
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        torch._dynamo.config.accumulated_recompile_limit = max(
+            torch._dynamo.config.accumulated_recompile_limit, 512
+        )
+        for block in self.blocks:
+            block.compile(mode=mode)
+        return self
 
     # ---- the network ----------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ from sanawm.model.ops.gdn import GDNInputs, gdn_parallel
 
 from .helpers import camera_inputs, randomize
 
-T, GRID, WORLD = 16, (2, 3), 2
-CHUNKS = (4, 3, 3, 3, 3)  # chunk boundaries deliberately not aligned with the rank boundary at frame 8
+GRID, WORLD = (2, 3), 2
+# Chunk boundaries deliberately not aligned with the rank boundary (frame 8); 15 frames split 8 + 7.
+CHUNKS = {16: (4, 3, 3, 3, 3), 15: (4, 3, 3, 3, 2)}
 
 
-def _inputs(dtype):
+def _inputs(dtype, T):
     torch.manual_seed(0)
     model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).to(dtype)
     g = torch.Generator().manual_seed(1)
@@ -58,14 +59,14 @@ def _gdn(gdn, extra, chunks, cp=None):
     return out.num, out.den, out.state.num
 
 
-def _worker(rank, folder, dtype):
+def _worker(rank, folder, dtype, T):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank, world_size=WORLD)
-    model, args, weight, gdn, extra = _inputs(dtype)
+    model, args, weight, gdn, extra = _inputs(dtype, T)
     cp = ContextParallel.from_process_group(T)
     result = {}
-    for name, chunks in (("bidirectional", None), ("chunk_causal", CHUNKS)):
+    for name, chunks in (("bidirectional", None), ("chunk_causal", CHUNKS[T])):
         out, grads = _forward_backward(model, args, weight, chunks, cp)
         for g in grads.values():
             dist.all_reduce(g)
@@ -81,12 +82,12 @@ def _rel(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32])
-def test_two_ranks_equal_one_process(tmp_path, dtype):
-    mp.spawn(_worker, args=(str(tmp_path), dtype), nprocs=WORLD, join=True)
+@pytest.mark.parametrize("T", [16, 15], ids=["even-split", "uneven-split"])
+def test_two_ranks_equal_one_process(tmp_path, T, dtype=torch.float32):
+    mp.spawn(_worker, args=(str(tmp_path), dtype, T), nprocs=WORLD, join=True)
     result = torch.load(tmp_path / "result.pt")
-    model, args, weight, gdn, extra = _inputs(dtype)
-    for name, chunks in (("bidirectional", None), ("chunk_causal", CHUNKS)):
+    model, args, weight, gdn, extra = _inputs(dtype, T)
+    for name, chunks in (("bidirectional", None), ("chunk_causal", CHUNKS[T])):
         out, grads = _forward_backward(model, args, weight, chunks)
         cp_out, cp_grads = result[name]
         assert _rel(cp_out, out) <= 1e-5, name
@@ -99,7 +100,17 @@ def test_two_ranks_equal_one_process(tmp_path, dtype):
 
 
 def test_wrong_local_frame_count_is_refused():
-    model, (lat, ts, text, camera, plucker), *_ = _inputs(torch.float32)
-    cp = ContextParallel(rank=0, world=2, frames_per_rank=8)
+    model, (lat, ts, text, camera, plucker), *_ = _inputs(torch.float32, 16)
+    cp = ContextParallel(rank=0, sizes=(8, 8))
     with pytest.raises(ValueError, match="each rank passes its 8 frames"):
         model(lat[:, :, :5], ts[:, :5], text, None, camera[:, :5], plucker[:, :, :5], cp=cp)
+
+
+def test_split_is_as_even_as_possible():
+    assert ContextParallel.split(121, 2) == (61, 60)
+    assert ContextParallel.split(16, 4) == (4, 4, 4, 4) and ContextParallel.split(10, 4) == (3, 3, 2, 2)
+    cp = ContextParallel(rank=1, sizes=(61, 60))
+    assert (cp.frame_start, cp.frames, cp.total_frames, cp.world) == (61, 60, 121, 2)
+    assert cp.local(torch.arange(121), 0).tolist() == list(range(61, 121))
+    with pytest.raises(ValueError, match="at least 4 latent frames"):
+        ContextParallel.split(3, 4)

@@ -40,6 +40,7 @@ def test_stage_presets_follow_spec_6():
     assert s3.data.latent_frames == s4.data.latent_frames == 121  # 60 s
     assert not s1.data.camera and not s2.data.camera and s3.data.camera and s4.data.camera
     assert s3.data.batch_size == 32 and s3.optim.lr == 1e-5
+    assert s3.run.context_parallel == s4.run.context_parallel == 2  # minute-long clips over rank pairs
     for s in (s1, s2, s3, s4):
         assert s.optim.grad_clip == 0.5 and s.run.precision == "bf16"
         assert s.flow.timesteps.shift == 10.0 and s.flow.timesteps.clean_first_prob == 0.9

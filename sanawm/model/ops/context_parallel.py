@@ -1,4 +1,5 @@
-"""Context parallelism: the latent frames of one clip split evenly across ranks.
+"""Context parallelism: the latent frames of one clip split across ranks, as evenly as they divide
+(121 frames over 2 ranks: 61 + 60; the first ranks take the extra frames).
 
 Each rank runs the network on its own contiguous frames; three things cross ranks, all exact and
 differentiable (autograd-aware all-gathers):
@@ -23,38 +24,71 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class ContextParallel:
-    """This rank's share of the clip: frames [rank * frames_per_rank, (rank + 1) * frames_per_rank)."""
+    """This rank's share of the clip: frames [frame_start, frame_start + frames); `sizes` holds every
+    rank's frame count, in rank order."""
 
     rank: int
-    world: int
-    frames_per_rank: int
+    sizes: tuple[int, ...]
     group: dist.ProcessGroup | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < len(self.sizes) or min(self.sizes) < 1:
+            raise ValueError(f"rank {self.rank} and frame counts {self.sizes}: every rank needs ≥ 1 frame")
+
+    @staticmethod
+    def split(total_frames: int, world: int) -> tuple[int, ...]:
+        """Frame counts of `world` ranks sharing `total_frames`, as even as possible, larger first."""
+        if total_frames < world:
+            raise ValueError(
+                f"context parallelism over {world} ranks needs at least {world} latent frames, got "
+                f"{total_frames}"
+            )
+        base, extra = divmod(total_frames, world)
+        return tuple(base + (r < extra) for r in range(world))
 
     @staticmethod
     def from_process_group(total_frames: int, group: dist.ProcessGroup | None = None) -> ContextParallel:
         world, rank = dist.get_world_size(group), dist.get_rank(group)
-        if total_frames % world:
-            raise ValueError(
-                f"context parallelism splits frames evenly: {total_frames} latent frames over {world} ranks; "
-                f"use a multiple of {world} latent frames"
-            )
-        return ContextParallel(rank, world, total_frames // world, group)
+        return ContextParallel(rank, ContextParallel.split(total_frames, world), group)
+
+    @property
+    def world(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def frames(self) -> int:
+        """This rank's number of frames."""
+        return self.sizes[self.rank]
 
     @property
     def frame_start(self) -> int:
-        return self.rank * self.frames_per_rank
+        return sum(self.sizes[: self.rank])
 
     @property
     def total_frames(self) -> int:
-        return self.world * self.frames_per_rank
+        return sum(self.sizes)
 
     def local(self, t: torch.Tensor, dim: int) -> torch.Tensor:
         """This rank's frames of a full-clip tensor whose frame axis is `dim`."""
-        return t.narrow(dim, self.frame_start, self.frames_per_rank)
+        return t.narrow(dim, self.frame_start, self.frames)
 
     def gather(self, t: torch.Tensor, dim: int) -> torch.Tensor:
-        """Concatenate every rank's `t` along `dim`, in rank order (gradients flow back)."""
-        return torch.cat(self.stack(t), dim)
+        """Concatenate every rank's `t` along `dim` in rank order; gradients flow back. `dim` holds this
+        rank's frames, or its tokens frame-major (frames × tokens a frame). Shares of unequal length
+        travel padded to the longest and are trimmed here."""
+        per, rest = divmod(t.shape[dim], self.frames)
+        if rest or not per:
+            raise ValueError(
+                f"gather expects this rank's {self.frames} frames (times a whole number of tokens) on dim "
+                f"{dim}, got {t.shape[dim]}"
+            )
+        longest = max(self.sizes) * per
+        if t.shape[dim] < longest:
+            pad = list(t.shape)
+            pad[dim] = longest - t.shape[dim]
+            t = torch.cat([t, t.new_zeros(pad)], dim)
+        pieces = [x.narrow(dim, 0, n * per) for x, n in zip(self.stack(t), self.sizes, strict=True)]
+        return torch.cat(pieces, dim)
 
     def stack(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's `t`, in rank order (gradients flow back)."""
@@ -67,10 +101,10 @@ class ContextParallel:
         """
         if width == 0:
             return x[:, :0], x[:, :0]
-        if self.frames_per_rank < width:
+        if min(self.sizes) < width:
             raise ValueError(
-                f"each rank needs at least {width} latent frames for the temporal convs; it has "
-                f"{self.frames_per_rank}"
+                f"each rank needs at least {width} latent frames for the temporal convs; the split is "
+                f"{list(self.sizes)}: use fewer context-parallel ranks or longer clips"
             )
         # One collective whose result every rank uses (each has a neighbour), so the backward
         # collectives line up across ranks.

@@ -171,6 +171,39 @@ def gdn_parallel(
     return GDNOutput(num, den, GDNState(num_last, den_last))
 
 
+def gdn_scan(
+    x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None, cp=None
+) -> GDNOutput:
+    """The GDN scan the network runs: the fused Triton kernel (`gdn_triton`) on CUDA when nothing
+    needs gradients and the clip is on one rank, else `gdn_parallel` in fp32. Both compute
+    `gdn_reference`'s function; the kernel reads bf16 or fp32 inputs as they are. Set the environment
+    variable SANAWM_GDN_KERNEL=0 to always take the PyTorch path."""
+    if cp is None and x.k.is_cuda and _kernel_allowed(x):
+        from . import gdn_triton
+
+        if gdn_triton.AVAILABLE:
+            return gdn_triton.gdn_scan_triton(x, chunks, state)
+    return gdn_parallel(_as_fp32(x), chunks, state, cp=cp)
+
+
+def _kernel_allowed(x: GDNInputs) -> bool:
+    import os
+
+    if os.environ.get("SANAWM_GDN_KERNEL", "1") == "0":
+        return False
+    tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def _as_fp32(x: GDNInputs) -> GDNInputs:
+    """The PyTorch scan runs in float32 at least (float64 stays float64)."""
+
+    def up(t):
+        return t if t is None or t.dtype == torch.float64 else t.float()
+
+    return GDNInputs(*(up(t) for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)))
+
+
 def _all_states(M, U, keep, state0, scan_chunk, cp):
     """Per frame, forward state + exclusive reverse state, and the final forward state."""
     Mr, Ur = (M * keep[:, None, None]).flip(2), U.flip(2)

@@ -1,0 +1,330 @@
+"""The 60-second 720p benchmark of the full `sana-wm-2.6b` preset on one GPU (random weights, bf16):
+
+    python benchmarks/bench_720p.py --out bench_720p.json [--profile profile.txt] [--skip reference vae]
+
+Cases (each its own try: an out-of-memory case is recorded as such and the rest still run):
+- peaks: a large bf16 matrix product and a FlashAttention-sized SDPA call, measured on this card; the
+  floor of each network case is its matmul FLOPs over the first plus its attention FLOPs over the second.
+- bidirectional: one network evaluation over the whole minute, 121 latent frames x 22x40 tokens
+  (106,480 tokens), 300 text tokens, camera + Plücker inputs; ours, then the same network with all 20
+  blocks softmax, then diffusers' `SanaWMTransformer3DModel` holding the same weights.
+- streaming: the whole 60 s chunk-causal rollout at 4 steps (1000, 960, 889, 727, 0; no guidance),
+  chunks of 3 latent frames (first 4), softmax KV window sink + 2 chunks, plus the σ = 0 pass per chunk
+  that records the cache; with `--compile` also under torch.compile.
+- vae_decode: diffusers' `AutoencoderKLLTX2Video` (default config, random weights, bf16) decoding the
+  121 x 22 x 40 latents to 961 frames of 704x1280 with tiling.
+
+Times are medians of CUDA-event-timed repeats after a warm-up call; FLOPs come from
+`torch.utils.flop_counter.FlopCounterMode` (matmuls, convolutions, SDPA) over one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import traceback
+
+import torch
+from bench_model import inputs, random_reference  # sibling scripts: benchmarks/ is on sys.path
+from bench_streaming import run as stream_run
+
+from sanawm.model.config import get_preset
+from sanawm.model.diffusers_compat import from_diffusers
+from sanawm.sampling import FewStepSchedule, Guidance
+
+DISTILLED = (1000.0, 960.0, 889.0, 727.0, 0.0)
+
+
+def cuda_time(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median seconds of `fn` over `repeats` event-timed calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times), times
+
+
+def reset_peak() -> None:
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+
+
+def count_flops(fn) -> dict[str, float]:
+    """Total FLOPs of one call, and the part in scaled-dot-product attention."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    per_op = {str(op): n for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    attention = sum(n for op, n in per_op.items() if "attention" in op)
+    return {"total": float(counter.get_total_flops()), "attention": float(attention), "per_op": per_op}
+
+
+def measure_peaks(device) -> dict:
+    n = 8192
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    t, _ = cuda_time(lambda: a @ b, 20, 3)
+    q, k, v = (torch.randn(1, 20, 16384, 128, device=device, dtype=torch.bfloat16) for _ in range(3))
+    f = torch.nn.functional.scaled_dot_product_attention
+    ta, _ = cuda_time(lambda: f(q, k, v), 10, 2)
+    attn_flops = 4 * 20 * 16384 * 16384 * 128
+    return {"matmul_tflops": 2 * n**3 / t / 1e12, "attention_tflops": attn_flops / ta / 1e12}
+
+
+def network_case(name, model_call, repeats, peaks, flops=True) -> dict:
+    row = {"case": name}
+    with torch.inference_mode():
+        if flops:
+            fl = count_flops(model_call)
+            row["flops"], row["attention_flops"] = fl["total"], fl["attention"]
+            floor = (fl["total"] - fl["attention"]) / (peaks["matmul_tflops"] * 1e12) + fl["attention"] / (
+                peaks["attention_tflops"] * 1e12
+            )
+            row["floor_s"] = floor
+        reset_peak()
+        row["seconds"], row["all_seconds"] = cuda_time(model_call, repeats)
+        row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if flops:
+        row["achieved_tflops"] = row["flops"] / row["seconds"] / 1e12
+        row["fraction_of_matmul_peak"] = row["achieved_tflops"] / peaks["matmul_tflops"]
+        row["time_over_floor"] = row["seconds"] / row["floor_s"]
+    return row
+
+
+def guarded(rows, name, fn):
+    try:
+        rows.append(fn())
+    except torch.OutOfMemoryError as e:
+        rows.append({"case": name, "error": "out of memory", "detail": str(e).splitlines()[0]})
+    except Exception as e:  # noqa: BLE001 - a failed case is recorded; the others still run
+        rows.append({"case": name, "error": type(e).__name__, "detail": traceback.format_exc()[-2000:]})
+    finally:
+        torch.cuda.empty_cache()
+    print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("all_seconds", "detail")}), flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--height", type=int, default=704)
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["softmax", "reference", "streaming", "vae"])
+    ap.add_argument(
+        "--compile",
+        nargs="*",
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+        help="also time the streaming rollout with the blocks under torch.compile in these modes",
+    )
+    ap.add_argument("--profile", help="write the top CUDA kernels of one bidirectional call here")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_720p.py needs a CUDA GPU")
+    device, dtype = torch.device("cuda"), torch.bfloat16
+    cfg = get_preset("sana-wm-2.6b")
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cases": []}
+    rows = result["cases"]
+    result["peaks"] = peaks = measure_peaks(device)
+    print(json.dumps(peaks), flush=True)
+
+    models = {"reference": random_reference(cfg, device, dtype)}
+    models["ours"] = from_diffusers(models["reference"]).eval()  # the same weights
+    if "reference" in args.skip:
+        models.pop("reference")
+    raw, lat, ts, text, mask, cam, pl = inputs(cfg, args.seconds, args.height, args.width, device, dtype)
+    result["tokens"] = lat.shape[2] * lat.shape[3] * lat.shape[4]
+    result["latent_frames"] = lat.shape[2]
+
+    def call_ours():
+        return models["ours"](lat, ts, text, mask, cam, pl)
+
+    def call_reference():
+        return models["reference"](
+            lat,
+            ts[:, None],
+            text[:, None],
+            encoder_attention_mask=mask,
+            camera_conditions=cam,
+            chunk_plucker=pl,
+        ).sample
+
+    def call_softmax():
+        return models["softmax"](lat, ts, text, mask, cam, pl)
+
+    def save():
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+    def case(name, fn):
+        guarded(rows, name, fn)
+        save()  # after every case: a run cut short keeps what it measured
+
+    case("ours_bidirectional", lambda: network_case("ours_bidirectional", call_ours, args.repeats, peaks))
+    if args.profile:
+        case("profile", lambda: profile(call_ours, args.profile))
+    if "reference" in models:
+        case(
+            "reference_bidirectional",
+            lambda: network_case("reference_bidirectional", call_reference, 2, peaks),
+        )
+        models.pop("reference")
+    if "softmax" not in args.skip:
+        models["softmax"] = all_softmax(models["ours"])
+        case(
+            "all_softmax_bidirectional",
+            lambda: network_case("all_softmax_bidirectional", call_softmax, 2, peaks),
+        )
+        models.pop("softmax")
+    if "streaming" not in args.skip:
+        case("streaming_4step", lambda: streaming_case(models["ours"], args))
+    if "vae" not in args.skip:
+        case("vae_decode", lambda: vae_case(lat, device, dtype))
+    summarise(result)
+    save()
+    for mode in (args.compile or []) if "streaming" not in args.skip else []:  # last: compiling takes minutes
+        case(
+            f"streaming_4step_compiled_{mode}",
+            lambda m=mode: streaming_case(models["ours"], args, compile_mode=m),
+        )
+    summarise(result)
+    save()
+    return 0
+
+
+def all_softmax(ours):
+    """The same weights in a network whose 20 blocks are all softmax (softmax blocks use the GDN blocks'
+    projections and norms, so the state dict loads key for key; the GDN-only gates are left out)."""
+    from sanawm.model import SanaWMTransformer
+
+    cfg = dataclasses.replace(ours.cfg, softmax_every_n=1)
+    with torch.device("meta"):
+        soft = SanaWMTransformer(cfg)
+    missing = soft.load_state_dict(ours.state_dict(), assign=True, strict=False).missing_keys
+    if missing:
+        raise RuntimeError(f"all-softmax network lacks weights for {missing[:5]}")
+    return soft.eval()
+
+
+def streaming_case(ours, args, compile_mode: str | None = None) -> dict:
+    """The 60 s rollout; with `compile_mode`, every block's forward under torch.compile in that mode (the
+    sampler, the state bookkeeping and the per-chunk Python stay eager), compiled on a 10 s rollout first."""
+    compiled = compile_mode is not None
+    if compiled:
+        torch._dynamo.reset()
+        ours.compile_blocks(None if compile_mode == "default" else compile_mode)
+    schedule, guidance = FewStepSchedule(DISTILLED), Guidance(1.0)
+    device, dtype = torch.device("cuda"), torch.bfloat16
+    with torch.inference_mode():
+        if compiled:
+            stream_run(ours, 10, args.height, args.width, schedule, guidance, device, dtype)
+        r = stream_run(ours, args.seconds, args.height, args.width, schedule, guidance, device, dtype)
+    return {
+        "case": f"streaming_4step_compiled_{compile_mode}" if compiled else "streaming_4step",
+        "seconds": r["wall_s"],
+        "peak_gib": r["peak_gib"],
+        "chunks": r["chunks"],
+        "network_evaluations": 5 * r["chunks"],
+        "realtime_factor": r["realtime_factor"],
+    }
+
+
+def vae_case(lat, device, dtype) -> dict:
+    from diffusers import AutoencoderKLLTX2Video
+
+    torch.manual_seed(3)
+    # The default config with its true compression (32x space, 8x time: the decoder has 3 up-blocks and a
+    # 4x patch); the ratios derived from the encoder's 4 scaling flags (64 / 16) would break the tiling.
+    vae = AutoencoderKLLTX2Video(spatial_compression_ratio=32, temporal_compression_ratio=8)
+    vae = vae.to(device, dtype).eval()  # PyTorch's random init
+    # Temporal tiles of 9 latent frames (65 raw) every 7, spatial tiles of 704x768 every 640 px: every tile
+    # is large (diffusers' 512/448 defaults leave 8-latent-wide remainder tiles) and overlaps are blended.
+    vae.enable_tiling(
+        tile_sample_min_height=704,
+        tile_sample_min_width=768,
+        tile_sample_min_num_frames=64,
+        tile_sample_stride_height=704,
+        tile_sample_stride_width=640,
+        tile_sample_stride_num_frames=56,
+    )
+    vae.use_framewise_decoding = True
+    z = lat.to(dtype)
+    if z.shape[1] != vae.config.latent_channels:
+        raise ValueError(f"latents have {z.shape[1]} channels, the VAE {vae.config.latent_channels}")
+
+    with torch.inference_mode():
+        vae.decode(z[:, :, :9], return_dict=False)  # warm-up on one temporal tile
+        reset_peak()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = vae.decode(z, return_dict=False)[0]  # one timed decode: it takes tens of seconds
+        end.record()
+        end.synchronize()
+        seconds = start.elapsed_time(end) / 1e3
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    return {
+        "case": "vae_decode",
+        "seconds": seconds,
+        "peak_gib": peak,
+        "frames": int(out.shape[2]),
+        "size": list(out.shape[3:]),
+        "finite": bool(torch.isfinite(out).all()),
+    }
+
+
+def profile(fn, path) -> dict:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch.inference_mode():
+        fn()
+        with torch_profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+            fn()
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40)
+    with open(path, "w") as f:
+        f.write(table)
+    return {"case": "profile", "written": path}
+
+
+def summarise(result) -> None:
+    rows = {r["case"]: r for r in result["cases"]}
+    ours, ref = rows.get("ours_bidirectional", {}), rows.get("reference_bidirectional", {})
+    if "seconds" in ours and "seconds" in ref:
+        result["speedup_vs_reference"] = ref["seconds"] / ours["seconds"]
+    stream, vae = rows.get("streaming_4step", {}), rows.get("vae_decode", {})
+    if "seconds" in stream and "seconds" in vae:
+        result["end_to_end_streaming_s"] = stream["seconds"] + vae["seconds"]
+        result["end_to_end_realtime_factor"] = 60.0 / result["end_to_end_streaming_s"]
+    print("| case | seconds | peak GiB | TFLOP | achieved TFLOP/s | × floor |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in result["cases"]:
+        if "error" in r:
+            print(f"| {r['case']} | {r['error']} | | | | |")
+            continue
+        if "seconds" not in r:
+            continue
+        cells = ["", "", ""]
+        if "flops" in r:
+            cells = [f"{r['flops'] / 1e12:.0f}", f"{r['achieved_tflops']:.0f}", f"{r['time_over_floor']:.2f}"]
+        print(
+            f"| {r['case']} | {r['seconds']:.3f} | {r.get('peak_gib', float('nan')):.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    for k in ("speedup_vs_reference", "end_to_end_streaming_s", "end_to_end_realtime_factor"):
+        if k in result:
+            print(f"{k}: {result[k]:.3f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
