@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# On the GPU machine: start recipes/default_model.sh detached (first call) or keep watching it (later
-# calls), for at most SECONDS; then pack its small outputs (logs, metrics, VAE, latest EMA weights, the
-# exported pipeline) into OUT as 15 MiB parts:  cat pack.tar.part-* | tar x
+# On the GPU machine: start a recipe detached (first call) or keep watching it (later calls), for at
+# most SECONDS; then pack its small outputs (logs, metrics, VAE, latest EMA weights, the exported
+# pipeline; of a distillation, the student) into OUT as 15 MiB parts:  cat pack.tar.part-* | tar x
 #
-#   recipes/device_watch.sh WORK OUT SECONDS [RECIPE ARGUMENTS: --smoke, --continue PIPELINE]
+#   recipes/device_watch.sh WORK OUT SECONDS [--recipe recipes/distill_default.sh] [RECIPE ARGUMENTS]
+# The recipe defaults to recipes/default_model.sh (arguments: --smoke, --continue PIPELINE).
 set -uo pipefail
 WORK=$1; OUT=$2; LIMIT=$3
+RECIPE=recipes/default_model.sh; DONE=eval60.json  # the file the recipe writes last
+if [[ ${4:-} == --recipe ]]; then  # recipes/distill_default.sh: its WORK/pipeline appears last
+    RECIPE=${5:?--recipe needs a script}; DONE=pipeline/generation.json; set -- "${@:1:3}" "${@:6}"
+fi
 start=$(date +%s)
 if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
-    if [[ ! -f $WORK/eval60.json ]]; then
+    if [[ ! -f $WORK/$DONE ]]; then
         mkdir -p "$WORK"; rm -rf "$WORK/src" "$WORK/driver.pid"; mkdir "$WORK/src"
         cp -r sanawm recipes pyproject.toml "$WORK/src/"  # the code the recipe runs stays fixed
         # setsid may fork, so $! would name a process that exits at once: the recipe writes its own pid.
         (cd "$WORK/src" && PYTHONPATH="$WORK/src:${PYTHONPATH:-}" setsid nohup bash -c \
-            'echo $$ > "$0/driver.pid"; exec bash recipes/default_model.sh "$0" "$@"' "$WORK" "${@:4}" \
+            'echo $$ > "$0/driver.pid"; exec bash "$1" "$0" "${@:2}"' "$WORK" "$RECIPE" "${@:4}" \
             > "$WORK/driver.log" 2>&1 < /dev/null &)
         for _ in 1 2 3 4 5 6 7 8 9 10; do [[ -s $WORK/driver.pid ]] && break; sleep 0.5; done
         echo "started the recipe (pid $(cat "$WORK/driver.pid"))"
     fi
 fi
 while (( $(date +%s) - start < LIMIT )); do
-    [[ -f $WORK/eval60.json ]] && break
+    [[ -f $WORK/$DONE ]] && break
     kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null || break
     sleep 10
 done
 echo "== recipe.log"; cat "$WORK/recipe.log" 2> /dev/null
 echo "== driver.log (tail)"; tail -5 "$WORK/driver.log" 2> /dev/null | cut -c1-400
-for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl; do
+for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl ode/metrics.jsonl dmd/metrics.jsonl; do
     [[ -f $WORK/$m ]] && { echo "== $m"; sed -n '1p;$p' "$WORK/$m"; wc -l < "$WORK/$m"; }
 done
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
@@ -34,11 +39,13 @@ cd "$WORK" || exit 1
 items=()
 for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
          phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
-         eval*.png sheets60; do
+         eval*.png sheets60 ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4; do
     [[ -e $p ]] && items+=("$p")
 done
 # At most 64 MiB come back from a call: once the (bf16) pipeline exists, leave the fp32 weights behind.
 [[ -e pipeline ]] && items=("${items[@]/vae\/vae/}")
+# A distilled pipeline is the teacher's folder (which the caller has) plus student/: bring back the latter.
+[[ -e pipeline/student ]] && items=("${items[@]/#pipeline/pipeline/student}")
 for run in phase1 phase2; do
     [[ -e pipeline ]] && break
     ckpt=$(ls -d $run/checkpoints/step_* 2> /dev/null | tail -1)

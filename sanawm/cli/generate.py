@@ -40,6 +40,11 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--guidance", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--teacher",
+        action="store_true",
+        help="use the multi-step model even when the pipeline folder has a distilled student/ (else used)",
+    )
     p.add_argument("--preview", action="store_true", help="draw a trajectory minimap in the video's corner")
     p.add_argument("--out", default="out.mp4")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -67,7 +72,10 @@ def run(args) -> dict:
         print(f'sanawm generate: no --actions or --trajectory; using --actions "{actions}"', file=sys.stderr)
     trajectory = None if args.trajectory is None else load_trajectory(args.trajectory, args.trajectory_format)
     pipe = WorldModelPipeline.from_pretrained(
-        args.model if args.model is not None else DEFAULT_MODEL, dtype=DTYPES[args.dtype], device=args.device
+        args.model if args.model is not None else DEFAULT_MODEL,
+        dtype=DTYPES[args.dtype],
+        device=args.device,
+        student=False if args.teacher else None,
     )
     cfg = pipe.generation_config(
         seconds=args.seconds,
@@ -112,6 +120,7 @@ def run(args) -> dict:
         "fps": cfg.fps,
         "size": [cfg.height, cfg.width],
         "mode": cfg.mode,
+        "network": "student" if pipe.is_student else "teacher",
         "seconds_taken": round(seconds, 2),
     }
 

@@ -101,6 +101,7 @@ class WorldModelPipeline:
         self.transformer, self.vae, self.text_encoder = transformer.eval(), vae.eval(), text_encoder
         self.scheduler_config = scheduler_config or {}
         self.generation_defaults: dict = {}
+        self.is_student = False  # a distilled few-step student (a pipeline folder's student/)
 
     @property
     def device(self) -> torch.device:
@@ -110,12 +111,14 @@ class WorldModelPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, path=DEFAULT_MODEL, dtype: torch.dtype = torch.float32, device="cpu"
+        cls, path=DEFAULT_MODEL, dtype: torch.dtype = torch.float32, device="cpu", student: bool | None = None
     ) -> WorldModelPipeline:
         """Load a diffusers-format SANA-WM pipeline folder (transformer/, vae/, text_encoder/,
         tokenizer/, scheduler/) from local disk; by default the small model shipped in the package.
         A `generation.json` beside them (written by `sanawm export`) sets `generation_defaults`.
-        Nothing is downloaded."""
+        A distilled few-step student in `student/` (transformer/ + generation.json, written by `sanawm
+        distill export`) is loaded instead of the teacher when present (`student=None`), always
+        (`True`; an error without one) or never (`False`). Nothing is downloaded."""
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder {folder} does not exist")
@@ -124,7 +127,16 @@ class WorldModelPipeline:
                 f"{folder} is not a SANA-WM pipeline folder: expected transformer/config.json (and vae/, "
                 "text_encoder/, tokenizer/, scheduler/), as SanaWMPipeline.save_pretrained writes"
             )
-        transformer = from_diffusers(folder / "transformer", dtype=dtype, device=device)
+        student_dir = folder / "student"
+        has_student = (student_dir / "transformer" / "config.json").is_file()
+        if student and not has_student:
+            raise FileNotFoundError(
+                f"{folder} has no distilled student (student/transformer/); write one with `sanawm distill "
+                "export`, or load the multi-step model (student=False, `sanawm generate --teacher`)"
+            )
+        use_student = has_student and student is not False
+        network = student_dir if use_student else folder
+        transformer = from_diffusers(network / "transformer", dtype=dtype, device=device)
         vae = load_vae(folder / "vae", dtype=dtype, device=device)
         if (folder / "text_encoder").is_dir():
             text = Gemma2TextEncoder.from_pretrained(folder, dtype=dtype, device=device)
@@ -133,11 +145,12 @@ class WorldModelPipeline:
         sched = folder / "scheduler" / "scheduler_config.json"
         scheduler_config = json.loads(sched.read_text()) if sched.is_file() else None
         pipe = cls(transformer, vae, text, scheduler_config)
-        defaults = folder / "generation.json"
-        if defaults.is_file():
-            known = {f.name for f in fields(GenerationConfig)}
-            raw = json.loads(defaults.read_text())
-            pipe.generation_defaults = {k: v for k, v in raw.items() if k in known}
+        known = {f.name for f in fields(GenerationConfig)}
+        for defaults in [folder / "generation.json"] + ([network / "generation.json"] if use_student else []):
+            if defaults.is_file():  # the student's defaults (its few-step sampler) override the folder's
+                raw = json.loads(defaults.read_text())
+                pipe.generation_defaults.update({k: v for k, v in raw.items() if k in known})
+        pipe.is_student = use_student
         return pipe
 
     def generation_config(self, **overrides) -> GenerationConfig:

@@ -250,25 +250,35 @@ class ChunkSession:
             return self._call(0, x, timestep)
         return self.guidance.combine(self._call(0, x, timestep), self._call(1, x, timestep))
 
+    def timesteps(self, x: torch.Tensor, sigma, clean_first: bool) -> torch.Tensor:
+        """(B, T) timesteps 1000 σ for a chunk x (B, C, T, H, W); frame 0 at 0 when it is the clean image."""
+        timestep = torch.full((x.shape[0], x.shape[2]), float(sigma * 1000.0), device=x.device)
+        if clean_first:
+            timestep[:, 0] = 0.0
+        return timestep
+
+    def step(
+        self, x: torch.Tensor, sigmas: torch.Tensor, i: int, clean_first: bool, few_step: bool, renoise=None
+    ):
+        """One sampler step of a chunk from σ_i to σ_{i+1}: Euler, or (few-step) predict x₀ and re-noise
+        it to σ_{i+1} with `renoise(i)` (fresh noise from the global RNG when None)."""
+        sigma, nxt = sigmas[i], sigmas[i + 1]
+        lo = 1 if clean_first else 0
+        v = self.velocity(x, self.timesteps(x, sigma, clean_first))[:, :, lo:].float()
+        cur = x[:, :, lo:].float()
+        if few_step:
+            x0 = cur - sigma * v
+            fresh = torch.randn_like(cur) if renoise is None else renoise(i)[:, :, lo:].float()
+            new = (1 - nxt) * x0 + nxt * fresh
+        else:
+            new = cur + (nxt - sigma) * v
+        return torch.cat([x[:, :, :lo], new.to(x.dtype)], 2)
+
     def denoise(self, x: torch.Tensor, schedule, clean_first: bool, renoise=None) -> torch.Tensor:
         sigmas = schedule.sigmas().to(x.device)
-        B, T = x.shape[0], x.shape[2]
-        lo = 1 if clean_first else 0
         few_step = isinstance(schedule, FewStepSchedule)
         for i in range(len(sigmas) - 1):
-            sigma, nxt = sigmas[i], sigmas[i + 1]
-            timestep = torch.full((B, T), float(sigma * 1000.0), device=x.device)
-            if clean_first:
-                timestep[:, 0] = 0.0
-            v = self.velocity(x, timestep)[:, :, lo:].float()
-            cur = x[:, :, lo:].float()
-            if few_step:
-                x0 = cur - sigma * v
-                fresh = torch.randn_like(cur) if renoise is None else renoise(i)[:, :, lo:].float()
-                new = (1 - nxt) * x0 + nxt * fresh
-            else:
-                new = cur + (nxt - sigma) * v
-            x = torch.cat([x[:, :, :lo], new.to(x.dtype)], 2)
+            x = self.step(x, sigmas, i, clean_first, few_step, renoise)
         return x
 
     def commit(self, x: torch.Tensor) -> None:

@@ -267,6 +267,12 @@ def config_from_dict(raw: Mapping) -> TrainConfig:
     return _build(TrainConfig, raw, "")
 
 
+def build_typed(cls, raw: Mapping):
+    """Any config dataclass (e.g. `sanawm.distill.DistillConfig`) from a mapping, typed and checked
+    as `TrainConfig` is."""
+    return _build(cls, raw, "")
+
+
 def config_to_dict(cfg: Any) -> dict:
     """Plain YAML-able data (tuples become lists)."""
 
@@ -438,6 +444,7 @@ __all__ = [
     "PRESETS_DIR",
     "RunSection",
     "TrainConfig",
+    "build_typed",
     "config_from_dict",
     "config_to_dict",
     "dump_config",

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Distil the shipped default model into a 4-step autoregressive student (README, Distillation):
+# procedural world clips -> latent caches (conditions: first frame, cameras) -> ODE regression ->
+# self-forcing DMD -> a pipeline folder WORK/pipeline (the teacher's, plus student/).
+#
+#   recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE]
+#
+# Every stage writes under WORK and is skipped when its output is complete; the two training stages are
+# time-boxed (run.time_limit_minutes) and resume from their checkpoints, so a rerun continues. --smoke
+# runs the same chain at toy scale (two 64-pixel clips, a few steps) to check it end to end on a CPU.
+# --teacher PIPELINE distils another pipeline folder (default: the model shipped in the package).
+#
+# Seeds: condition clips 20000..; `sanawm eval worlds` uses 1000000.., so nothing evaluated was seen.
+set -euo pipefail
+
+WORK=${1:?usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE]}
+shift
+MODE=full; TEACHER=""
+while (( $# )); do
+    case $1 in
+        --smoke) MODE=--smoke ;;
+        --teacher) TEACHER=$(realpath "${2:?--teacher needs a pipeline folder}"); shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+SANAWM=(python3 -m sanawm.cli.main)
+[[ -n $TEACHER ]] || TEACHER=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+mkdir -p "$WORK"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
+
+if [[ $MODE == --smoke ]]; then
+    # toy tensors: one thread each is fastest on a small, shared CPU
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    SIZE=64; WORKERS=2; SCENES=2; SECONDS_=2; WINDOWS=1
+    ODE_FRAMES=33; DMD_FRAMES=33           # 5 latent frames each
+    COMMON=(--data.batch_size=1 --data.workers=0 --run.steps=2 --run.log_every=1 --run.progress=false)
+    ODE_ARGS=(--data.latent_frames=5 --teacher.steps=2 --ode.samples=2 --ode.shard_size=2 --ode.batch_size=2)
+    DMD_ARGS=(--data.latent_frames=5 '--dmd.curriculum=[[0,4],[1,5]]' --dmd.critic_steps=1)
+    ODE_LIMIT=1; DMD_LIMIT=1; CHECK_SECONDS=1
+else
+    SIZE=256; WORKERS=12; SCENES=192; SECONDS_=20; WINDOWS=3
+    ODE_FRAMES=161; DMD_FRAMES=321         # 21 and 41 latent frames (10 s, 20 s)
+    COMMON=(--run.progress=false)
+    ODE_ARGS=(--ode.samples=512)
+    DMD_ARGS=()
+    ODE_LIMIT=5; DMD_LIMIT=8; CHECK_SECONDS=60
+fi
+
+log "teacher: $TEACHER"
+log "condition clips"
+if [[ ! -f $WORK/worlds.done ]]; then
+    "${SANAWM[@]}" world render --out "$WORK/worlds" --seed 20000 --scenes "$SCENES" --seconds "$SECONDS_" \
+        --size "$SIZE" --workers "$WORKERS" > "$WORK/worlds.render.json"
+    touch "$WORK/worlds.done"
+fi
+
+cache() {  # cache FRAMES: latents of the teacher's VAE (only frame 0 is read) with camera inputs
+    [[ -f $WORK/latents-$1/index.json ]] && return
+    "${SANAWM[@]}" cache-latents "$WORK/worlds" --vae "$TEACHER/vae" --frames "$1" --size "$SIZE,$SIZE" \
+        --windows-per-clip "$WINDOWS" --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+}
+log "latent caches"
+cache "$ODE_FRAMES"
+cache "$DMD_FRAMES"
+
+stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed distillation stage
+    local name=$1 preset=$2 limit=$3; shift 3
+    [[ -f $WORK/$name.done ]] && return
+    local resume=(); [[ -d $WORK/$name/checkpoints ]] && resume=(--resume)
+    "${SANAWM[@]}" distill "$name" "$preset" "${resume[@]}" --teacher.path="$TEACHER" \
+        --data.size="$SIZE,$SIZE" --run.out_dir="$WORK/$name" --run.time_limit_minutes="$limit" \
+        "${COMMON[@]}" "$@" > "$WORK/$name.json"
+    touch "$WORK/$name.done"
+}
+log "ODE regression (trajectories first)"
+stage ode distill-ode-default "$ODE_LIMIT" --data.path="$WORK/latents-$ODE_FRAMES" \
+    --ode.dataset="$WORK/trajectories" "${ODE_ARGS[@]}"
+log "self-forcing DMD"
+stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$WORK/latents-$DMD_FRAMES" \
+    --student.init_from="$WORK/ode" "${DMD_ARGS[@]}"
+
+# WORK/pipeline appears last, once the student has generated from it (recipes/device_watch.sh waits for it)
+log "export"
+rm -rf "$WORK/pipeline.partial"
+"${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$TEACHER" --out "$WORK/pipeline.partial" \
+    > "$WORK/export.json"
+log "check: the student generates ${CHECK_SECONDS} s"
+"${SANAWM[@]}" generate --model "$WORK/pipeline.partial" --seconds "$CHECK_SECONDS" --height "$SIZE" \
+    --width "$SIZE" --out "$WORK/check.mp4" > "$WORK/check.json" 2> "$WORK/check.log"
+rm -rf "$WORK/pipeline"; mv "$WORK/pipeline.partial" "$WORK/pipeline"
+log "done: $WORK/pipeline ($(python3 -c "import json; r = json.load(open('$WORK/check.json')); \
+print(f\"{r['network']}: {r['frames']} frames in {r['seconds_taken']} s\")"))"

@@ -1,0 +1,79 @@
+"""`sanawm distill ode|dmd CONFIG [--section.key=value ...] [--resume]` and `sanawm distill export`:
+a few-step autoregressive student from a multi-step teacher (README, Distillation)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    from ..distill.config import list_distill_presets
+
+    p = sub.add_parser(
+        "distill",
+        help="distil a 4-step autoregressive student from a multi-step teacher (ODE regression, then DMD)",
+        description="Distillation in two stages, then export. `ode`: the teacher's sampling trajectories "
+        "into a dataset (resumable), then regression of the student onto them. `dmd`: self-forcing "
+        "rollouts of the student with distribution matching against the teacher and a fake score. "
+        "`export`: a pipeline folder whose student/ `sanawm generate` uses by default.",
+    )
+    stages = p.add_subparsers(dest="stage", required=True)
+    presets = ", ".join(list_distill_presets())
+    for stage, text in (("ode", "stage 1: ODE regression"), ("dmd", "stage 2: self-forcing with DMD")):
+        s = stages.add_parser(
+            stage,
+            help=text,
+            description=f"{text}. Writes config.yaml, metrics.jsonl and checkpoints/ under run.out_dir.",
+        )
+        s.add_argument("config", help=f"a YAML file or a preset: {presets}")
+        s.add_argument(
+            "--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir"
+        )
+        s.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key=value overrides")
+        s.set_defaults(run=run_stage)
+    e = stages.add_parser(
+        "export",
+        help="write a pipeline folder: the teacher's plus the student in student/",
+        description="Copy the teacher's pipeline folder and add the run's student as student/ "
+        "(transformer/ and generation.json with the few-step sampler); `sanawm generate --model OUT` then "
+        "uses the student (`--teacher` the multi-step model).",
+    )
+    e.add_argument(
+        "run_dir",
+        metavar="RUN",
+        help="a distillation run folder (its latest checkpoint) or a checkpoint",
+    )
+    e.add_argument("--pipeline", required=True, help="the teacher's pipeline folder (vae/, scheduler/, ...)")
+    e.add_argument("--out", required=True, help="pipeline folder to write")
+    e.add_argument("--weights", choices=("ema", "model"), default="ema")
+    e.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="storage dtype")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    e.set_defaults(run=run_export)
+
+
+def run_stage(args) -> dict:
+    from ..distill.config import load_distill_config
+    from ..distill.trainer import DmdDistiller, OdeDistiller
+
+    overrides = [o for o in args.overrides if o != "--resume"]
+    resume = args.resume or len(overrides) < len(args.overrides)
+    cfg = load_distill_config(args.config, overrides)
+    return (OdeDistiller if args.stage == "ode" else DmdDistiller)(cfg, resume=resume).train()
+
+
+def run_export(args) -> dict:
+    from ..distill.export import export_student
+
+    try:
+        out = export_student(
+            args.run_dir,
+            args.pipeline,
+            args.out,
+            weights=args.weights,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+        )
+    except FileExistsError as err:
+        raise ValueError(str(err)) from None
+    size = sum(f.stat().st_size for f in (out / "student").rglob("*") if f.is_file())
+    return {"out": str(out), "student_megabytes": round(size / 1e6, 2)}

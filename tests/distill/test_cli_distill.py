@@ -1,0 +1,148 @@
+"""`sanawm distill ode`, `dmd` and `export` end to end on a tiny teacher: the student loads, generates
+with 4 steps and no guidance, `generate` takes it by default; runs resume exactly; errors name the fix."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sanawm.cli.main import main
+from sanawm.pipelines import WorldModelPipeline
+from tests.training import read_metrics
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def runs(teacher_pipeline, tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    teacher = f"--teacher.path={teacher_pipeline}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # (module fixtures run before the function-scoped one_thread)
+    try:
+        assert main(["distill", "ode", "distill-ode-smoke", teacher, f"--run.out_dir={root / 'ode'}"]) == 0
+        assert (
+            main(
+                [
+                    "distill",
+                    "dmd",
+                    "distill-dmd-smoke",
+                    teacher,
+                    f"--student.init_from={root / 'ode'}",
+                    f"--run.out_dir={root / 'dmd'}",
+                ]
+            )
+            == 0
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+def test_ode_then_dmd_then_export_gives_a_student_that_generates(runs, teacher_pipeline, tmp_path, capsys):
+    ode, dmd = read_metrics(runs / "ode"), read_metrics(runs / "dmd")
+    assert [r["step"] for r in ode] == [1, 2] and all(np.isfinite(r["loss"]) for r in ode)
+    assert json.loads((runs / "ode" / "trajectories" / "index.json").read_text())["samples"] == 4
+    assert [r["latent_frames"] for r in dmd] == [3, 3, 5]  # the curriculum
+    assert "dmd_loss" in dmd[0] and "dmd_loss" not in dmd[1] and "dmd_loss" in dmd[2]  # critic_steps = 2
+    assert all(np.isfinite(r["critic_loss"]) for r in dmd)
+
+    out = tmp_path / "model"
+    capsys.readouterr()
+    assert (
+        main(["distill", "export", str(runs / "dmd"), f"--pipeline={teacher_pipeline}", f"--out={out}"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["out"] == str(out)
+    student = WorldModelPipeline.from_pretrained(out)
+    cfg = student.generation_config(seconds=2)
+    assert student.is_student and cfg.timesteps == (1000.0, 960.0, 889.0, 727.0, 0.0)
+    assert (cfg.guidance, cfg.mode, cfg.steps, cfg.first_chunk) == (1.0, "streaming", 4, 2)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    result = student.generate(image, actions="w-40", config=cfg)
+    assert result.frames.shape == (33, 64, 64, 3) and np.isfinite(result.latents.numpy()).all()
+
+    teacher = WorldModelPipeline.from_pretrained(out, student=False)
+    assert not teacher.is_student and teacher.generation_config().timesteps is None
+    pairs = zip(
+        teacher.transformer.state_dict().values(), student.transformer.state_dict().values(), strict=True
+    )
+    assert any(not torch.equal(a, b) for a, b in pairs)  # the student is its own network
+    with pytest.raises(FileNotFoundError, match="distill"):
+        WorldModelPipeline.from_pretrained(teacher_pipeline, student=True)
+
+    video = tmp_path / "v.mp4"
+    for flag, network in (([], "student"), (["--teacher"], "teacher")):
+        args = ["generate", f"--model={out}", "--seconds=1", f"--out={video}", *flag]
+        assert main(args) == 0
+        assert json.loads(capsys.readouterr().out)["network"] == network
+
+
+@pytest.mark.parametrize("stage", ["ode", "dmd"])
+def test_runs_resume_exactly(runs, teacher_pipeline, tmp_path, stage):
+    # with activation checkpointing, which must change nothing but memory
+    base = [
+        f"--teacher.path={teacher_pipeline}",
+        f"--run.out_dir={tmp_path / 'r'}",
+        "--run.activation_checkpointing=1",
+    ]
+    if stage == "ode":
+        base.append(f"--ode.dataset={runs / 'ode' / 'trajectories'}")  # reused: same settings
+    else:
+        base.append(f"--student.init_from={runs / 'ode'}")
+    steps = len(read_metrics(runs / stage))
+    assert main(["distill", stage, f"distill-{stage}-smoke", *base, f"--run.steps={steps - 1}"]) == 0
+    assert main(["distill", stage, f"distill-{stage}-smoke", *base, f"--run.steps={steps}", "--resume"]) == 0
+    key = "loss" if stage == "ode" else "critic_loss"
+    got, want = read_metrics(tmp_path / "r"), read_metrics(runs / stage)
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    assert [r[key] for r in got] == pytest.approx([r[key] for r in want], rel=1e-6)
+
+
+def test_errors_name_the_fix(teacher_pipeline, tmp_path, capsys):
+    assert main(["distill", "ode", "distill-ode-smoke", f"--run.out_dir={tmp_path / 'a'}"]) == 2
+    assert "--teacher.path=" in capsys.readouterr().err
+    args = [
+        "distill",
+        "dmd",
+        "distill-dmd-smoke",
+        f"--teacher.path={teacher_pipeline}",
+        "--data.latent_frames=4",
+        f"--run.out_dir={tmp_path / 'b'}",
+    ]
+    assert main(args) == 2
+    assert "--data.latent_frames=5" in capsys.readouterr().err
+    args = [
+        "distill",
+        "dmd",
+        "distill-dmd-smoke",
+        f"--teacher.path={teacher_pipeline}",
+        "--dmd.curriculum=[[5, 3]]",
+        f"--run.out_dir={tmp_path / 'c'}",
+    ]
+    assert main(args) == 2
+    assert "start at step 0" in capsys.readouterr().err
+    args = [
+        "distill",
+        "export",
+        str(tmp_path / "nothing"),
+        f"--pipeline={tmp_path}",
+        f"--out={tmp_path / 'o'}",
+    ]
+    assert main(args) == 2
+    assert "pipeline folder" in capsys.readouterr().err
+
+
+def test_every_preset_loads_and_covers_its_curriculum():
+    from sanawm.distill.config import list_distill_presets, load_distill_config
+
+    names = list_distill_presets()
+    assert {"distill-ode-default", "distill-dmd-default", "distill-ode-2.6b", "distill-dmd-2.6b"} <= set(
+        names
+    )
+    for name in names:
+        cfg = load_distill_config(name, ["--teacher.path=anywhere"])
+        assert cfg.student.timesteps == (1000.0, 960.0, 889.0, 727.0, 0.0), name
+        if name.startswith("distill-dmd"):
+            assert cfg.data.latent_frames >= max(t for _, t in cfg.dmd.curriculum), name
