@@ -71,3 +71,21 @@ def test_generate_with_no_model_image_or_path_uses_the_shipped_ones(tmp_path, ca
     summary = json.loads(captured.out)
     assert summary["mode"] == "streaming" and summary["size"] == [256, 256]
     assert video_info(out) == (17, 16.0, (256, 256))
+
+
+def test_generate_compile_compiles_every_block_once(tmp_path, capsys, monkeypatch):
+    """--compile hands the network's blocks to torch.compile (stubbed here: compiling on a CPU takes
+    minutes; tests/gpu checks the compiled network streams like the eager one)."""
+    from sanawm.model import SanaWMTransformer
+
+    compiled = []
+
+    def record(self, mode=None):
+        compiled.append(mode)
+        return self
+
+    monkeypatch.setattr(SanaWMTransformer, "compile_blocks", record)
+    out = tmp_path / "out.mp4"
+    args = ["generate", "--seconds", "1", "--steps", "1", "--out", str(out), "--device", "cpu", "--compile"]
+    assert main(args) == 0
+    assert compiled == [None] and out.is_file()
