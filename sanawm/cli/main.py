@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "cache_latents",
     "export",
     "eval",
+    "annotate",
 )
 
 
