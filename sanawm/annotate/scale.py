@@ -14,10 +14,11 @@ and depth-map values d_i at their pixels, the inverse-depth-weighted least-squar
 
     s_t = argmin_s Σ w_i (s z_i − d_i)²  with w_i = 1 / d_i   ⇒   s_t = Σ z_i / Σ (z_i² / d_i)
 
-computed twice (the second time without points whose ratio is off by more than 30 %: sky, moving
-objects). It is smoothed over time with an exponential moving average of momentum 0.99 that starts
-at the median s_t, and applied to the path's steps: c'_t = c'_{t−1} + s̄_t (c_t − c_{t−1}). The
-coefficient of variation std(s_t) / mean(s_t) is the scale-consistency filter's value.
+started from the median ratio d / z and refitted twice without the points whose ratio is off by more
+than 30 % (sky, moving objects). It is smoothed over time with an exponential moving average of
+momentum 0.99 that starts at the median s_t, and applied to the path's steps:
+c'_t = c'_{t−1} + s̄_t (c_t − c_{t−1}). The coefficient of variation std(s_t) / mean(s_t) is the
+scale-consistency filter's value.
 """
 
 from __future__ import annotations
@@ -105,13 +106,16 @@ def per_frame_scale(observations: list[np.ndarray], depth: np.ndarray, registere
         d = depth[t, v, u].astype(np.float64)
         z = obs[:, 2]
         ok = np.isfinite(d) & (d > 0) & (z > 0)
+        if ok.sum() < 3:
+            continue
+        s = float(np.median(d[ok] / z[ok]))  # robust start, then least squares on the inliers, twice
         for _ in range(2):
+            ok &= np.abs(np.log(np.where(ok, s * z / np.where(ok, d, 1.0), 1.0))) <= _OUTLIER_LOG_RATIO
             if ok.sum() < 3:
                 break
-            s = z[ok].sum() / (z[ok] ** 2 / d[ok]).sum()
-            ok &= np.abs(np.log(np.maximum(s * z, 1e-300) / np.where(d > 0, d, 1.0))) <= _OUTLIER_LOG_RATIO
+            s = float(z[ok].sum() / (z[ok] ** 2 / d[ok]).sum())
         if ok.sum() >= 3:
-            scales[t] = z[ok].sum() / (z[ok] ** 2 / d[ok]).sum()
+            scales[t] = s
     return scales
 
 

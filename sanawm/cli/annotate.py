@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
     s.add_argument("--max-frames", type=int, help="keep at most N frames")
     s.add_argument("--folder-fps", type=float, default=10.0, help="frame rate of a frame folder (default 10)")
 
-    c = s.add_argument_group("camera")
+    c = p.add_argument_group("camera")
     c.add_argument(
         "--focal", type=float, help="known focal length in pixels (fx = fy; centred principal point)"
     )
