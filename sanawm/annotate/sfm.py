@@ -300,6 +300,7 @@ def _bundle_adjust(pycolmap, rec, threads: int, refine_intrinsics: bool) -> None
         refine_focal_length=refine_intrinsics,
         refine_extra_params=refine_intrinsics,
         refine_principal_point=False,
+        print_summary=False,
     )
     ba.ceres.use_gpu = False
     ba.ceres.solver_options.num_threads = threads
