@@ -176,7 +176,10 @@ class LTX2Refiner:
         x = ((1.0 - sigmas[0]) * clean.float() + sigmas[0] * noise.float()).to(dtype)
         for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
             velocity = self._forward(state, x, float(sigma), positions, "inject")
-            x = (x.float() + (sigma_next - sigma) * velocity.float()).to(dtype)
+            # Euler x += (σ_next - σ)·v, with v re-derived from x₀ = x - σ·v rounded to the model dtype,
+            # exactly as the release does (it matters in bf16, not in fp32).
+            x0 = (x.float() - sigma * velocity.float()).to(dtype)
+            x = (x.float() + (sigma_next - sigma) * ((x.float() - x0.float()) / sigma)).to(dtype)
 
         self._forward(state, x, 0.0, positions, "inject_and_capture_post_rope")
         keep = self.schedule.max_history_frames * self._tokens_per_frame(state)

@@ -62,6 +62,17 @@ def test_driver_matches_diffusers_refiner(pipe: SanaWMLTX2Refiner, schedule: Ref
     assert (got - expected).abs().max().item() <= 1e-4
 
 
+def test_driver_matches_diffusers_refiner_in_bf16() -> None:
+    """In bf16 the release's rounding (x0 cast to the model dtype before each Euler step) shows; we
+    follow it."""
+    pipe = tiny_refiner_pipeline().to(torch.bfloat16)
+    z = stage1_latents(18)
+    expected = pipe(z, PROMPT, fps=FPS, generator=torch.Generator().manual_seed(7), output_type="latent")
+    got = ours(pipe).refine(z, PROMPT, fps=FPS, generator=torch.Generator().manual_seed(7))
+    assert got.dtype == expected.dtype == torch.bfloat16
+    assert (got.float() - expected.float()).abs().max().item() <= 1e-4
+
+
 def test_prompt_and_noise_matter(pipe: SanaWMLTX2Refiner) -> None:
     refiner = ours(pipe)
     z = stage1_latents(7)
