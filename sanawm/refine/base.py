@@ -176,16 +176,15 @@ class RefinerStream(Generic[StateT]):
                 f"the stream received {self.frames_in} latent frames, fewer than the refiner's "
                 f"{self.refiner.schedule.sink_size} sink frame(s) plus one frame to refine"
             )
-        out: list[torch.Tensor] = []
-        if self.pending is not None and self.pending.shape[2] > 0:
-            out.append(self.refiner.refine_block(self.state, self.pending, generator=self.generator))
-        like = self.pending
-        self.pending = None
         if self.frames_in <= self.refiner.schedule.sink_size:
             raise ValueError(
                 f"the stream received {self.frames_in} latent frames but the refiner keeps "
                 f"{self.refiner.schedule.sink_size} as its sink; give it at least one more frame to refine"
             )
+        like, self.pending = self.pending, None
+        out: list[torch.Tensor] = []
+        if like.shape[2] > 0:
+            out.append(self.refiner.refine_block(self.state, like, generator=self.generator))
         return self._emit(out, like=like)
 
     def _emit(self, out: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
