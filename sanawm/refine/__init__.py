@@ -1,0 +1,23 @@
+"""Stage 2, the long-video refiner (SPEC section 5): re-noise stage-1 latents to σ_s = 0.909375 and
+denoise them chunk-causally in 3 Euler steps, behind a clean sink frame with a bounded KV history.
+
+- `base`: the interface (`BlockRefiner`, `RefinerSchedule`, `RefinerPrompt`) and the two drivers built
+  on it, `refine_clip` (whole clip) and `RefinerStream` (chunk by chunk, constant memory).
+- `ltx2`: the released backend, diffusers' LTX-2 refiner transformer under our chunk-causal loop.
+"""
+
+from .base import RELEASE_SIGMAS, BlockRefiner, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
+from .ltx2 import LTX2Refiner, LTX2RefinerState
+from .ltx2_text import LTX2PromptEncoder
+
+__all__ = [
+    "RELEASE_SIGMAS",
+    "BlockRefiner",
+    "LTX2PromptEncoder",
+    "LTX2Refiner",
+    "LTX2RefinerState",
+    "RefinerPrompt",
+    "RefinerSchedule",
+    "RefinerStream",
+    "refine_clip",
+]

@@ -1,0 +1,195 @@
+"""The refiner interface: what every stage-2 backend offers, and the schedule they share.
+
+Stage 2 (SPEC section 5) takes stage-1 latents (B, C, F, H, W), keeps the first `sink_size` latent
+frames as an unrefined attention sink and refines the rest chunk-causally in `block_size`-frame blocks:
+each block is re-noised to σ_s = sigmas[0] (x = (1 - σ_s)·z + σ_s·ε, one ε per block) and denoised by
+Euler steps over `sigmas`, attending to the sink plus up to `kv_max_frames - sink_size` already refined
+frames. A backend is a `BlockRefiner` (begin with the sink, then refine one block at a time); whole
+clips and streams are both driven from that, so they give the same latents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import torch
+
+RELEASE_SIGMAS: tuple[float, ...] = (0.909375, 0.725, 0.421875, 0.0)
+
+
+@dataclass(frozen=True)
+class RefinerSchedule:
+    """How stage 2 walks a clip. Defaults are the release's (3 Euler steps, 3-frame blocks, one sink
+    frame, a KV window of 11 frames = sink + 10 refined history frames)."""
+
+    sigmas: tuple[float, ...] = RELEASE_SIGMAS
+    block_size: int = 3
+    sink_size: int = 1
+    kv_max_frames: int = 11
+
+    def __post_init__(self) -> None:
+        s = tuple(float(x) for x in self.sigmas)
+        if len(s) < 2 or s[-1] != 0.0 or any(a <= b for a, b in zip(s, s[1:], strict=False)):
+            raise ValueError(
+                f"refiner sigmas must strictly decrease and end at 0.0, e.g. {RELEASE_SIGMAS}; "
+                f"got {self.sigmas}"
+            )
+        if not 0.0 < s[0] <= 1.0:
+            raise ValueError(
+                f"the first refiner sigma (the re-noising level σ_s) must lie in (0, 1]; got {s[0]}"
+            )
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be at least 1 latent frame; got {self.block_size}")
+        if self.sink_size < 1:
+            raise ValueError(
+                f"sink_size must be at least 1 latent frame (the release uses 1); got {self.sink_size}"
+            )
+        if self.kv_max_frames <= self.sink_size:
+            raise ValueError(
+                f"kv_max_frames ({self.kv_max_frames}) must exceed sink_size ({self.sink_size}) to leave "
+                "room for refined history; the release uses kv_max_frames=11 with sink_size=1"
+            )
+
+    @property
+    def max_history_frames(self) -> int:
+        return self.kv_max_frames - self.sink_size
+
+
+@dataclass(frozen=True)
+class RefinerPrompt:
+    """Text conditioning as the backend's network takes it: embeddings (B, L, D), 0/1 mask (B, L)."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
+StateT = TypeVar("StateT")
+
+
+class BlockRefiner(Protocol[StateT]):
+    """A stage-2 backend, reduced to the two steps every driver needs.
+
+    `begin` reads the sink frames (B, C, sink_size, H, W) and returns the backend's explicit state (its KV
+    cache and frame counters); `refine_block` refines the next block of stage-1 frames (B, C, n, H, W),
+    n <= block_size, in place of the state, and returns the refined block with the same shape.
+    """
+
+    schedule: RefinerSchedule
+
+    def begin(self, sink: torch.Tensor, prompt: RefinerPrompt, *, fps: float) -> StateT: ...
+
+    def refine_block(
+        self, state: StateT, block: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
+
+
+def refine_clip(
+    refiner: BlockRefiner[StateT],
+    latents: torch.Tensor,
+    prompt: RefinerPrompt,
+    *,
+    fps: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Whole-clip chunk-causal refinement of stage-1 latents (B, C, F, H, W) -> refined latents, same shape.
+
+    The first `sink_size` frames come back unchanged; noise is drawn from `generator` block by block.
+    """
+    sink_size, block_size = refiner.schedule.sink_size, refiner.schedule.block_size
+    if latents.ndim != 5:
+        raise ValueError(f"stage-1 latents must be (B, C, F, H, W); got shape {tuple(latents.shape)}")
+    num_frames = latents.shape[2]
+    if num_frames <= sink_size:
+        raise ValueError(
+            f"stage-1 latents have {num_frames} latent frames but the refiner keeps {sink_size} as its sink; "
+            "give it at least one more frame to refine"
+        )
+    state = refiner.begin(latents[:, :, :sink_size], prompt, fps=fps)
+    out = [latents[:, :, :sink_size]]
+    for start in range(sink_size, num_frames, block_size):
+        out.append(
+            refiner.refine_block(state, latents[:, :, start : start + block_size], generator=generator)
+        )
+    return torch.cat([o.to(out[-1]) for o in out], dim=2)
+
+
+class RefinerStream(Generic[StateT]):
+    """Streaming stage 2: push stage-1 latent frames as they come (any number at a time), get back the
+    refined frames that are final. Holds at most `block_size - 1` pending frames plus the backend's
+    bounded KV state, so memory stays constant in video length. `finish()` refines a last partial block.
+
+    Pushing a clip in pieces gives the same frames, in the same order, as `refine_clip` on the whole
+    clip with an identically seeded generator.
+    """
+
+    def __init__(
+        self,
+        refiner: BlockRefiner[StateT],
+        prompt: RefinerPrompt,
+        *,
+        fps: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.refiner = refiner
+        self.prompt = prompt
+        self.fps = float(fps)
+        self.generator = generator
+        self.state: StateT | None = None
+        self.pending: torch.Tensor | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+        self.finished = False
+
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """Add stage-1 latent frames (B, C, n, H, W); return the newly final refined ones (B, C, m, H, W)."""
+        if self.finished:
+            raise RuntimeError("this refiner stream is finished; start a new one with refiner.stream(...)")
+        if frames.ndim != 5:
+            raise ValueError(
+                f"pushed stage-1 latents must be (B, C, n, H, W); got shape {tuple(frames.shape)}"
+            )
+        self.frames_in += frames.shape[2]
+        self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
+        sched = self.refiner.schedule
+        out: list[torch.Tensor] = []
+        if self.state is None:
+            if self.pending.shape[2] < sched.sink_size:
+                return self.pending[:, :, :0]
+            sink = self.pending[:, :, : sched.sink_size]
+            self.state = self.refiner.begin(sink, self.prompt, fps=self.fps)
+            out.append(sink)
+            self.pending = self.pending[:, :, sched.sink_size :]
+        while self.pending.shape[2] >= sched.block_size:
+            block = self.pending[:, :, : sched.block_size]
+            self.pending = self.pending[:, :, sched.block_size :]
+            out.append(self.refiner.refine_block(self.state, block, generator=self.generator))
+        return self._emit(out, like=frames)
+
+    def finish(self) -> torch.Tensor:
+        """Refine whatever is still pending (a block shorter than `block_size`) and close the stream."""
+        if self.finished:
+            raise RuntimeError("this refiner stream is already finished")
+        self.finished = True
+        if self.state is None:
+            raise ValueError(
+                f"the stream received {self.frames_in} latent frames, fewer than the refiner's "
+                f"{self.refiner.schedule.sink_size} sink frame(s) plus one frame to refine"
+            )
+        if self.frames_in <= self.refiner.schedule.sink_size:
+            raise ValueError(
+                f"the stream received {self.frames_in} latent frames but the refiner keeps "
+                f"{self.refiner.schedule.sink_size} as its sink; give it at least one more frame to refine"
+            )
+        like, self.pending = self.pending, None
+        out: list[torch.Tensor] = []
+        if like.shape[2] > 0:
+            out.append(self.refiner.refine_block(self.state, like, generator=self.generator))
+        return self._emit(out, like=like)
+
+    def _emit(self, out: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        if not out:
+            return like[:, :, :0]
+        result = torch.cat([o.to(out[-1]) for o in out], dim=2)
+        self.frames_out += result.shape[2]
+        return result
