@@ -46,6 +46,12 @@ def add_parser(sub) -> None:
         help="use the multi-step model even when the pipeline folder has a distilled student/ (else used)",
     )
     p.add_argument(
+        "--refine",
+        metavar="FOLDER",
+        help="stage-2 refiner: a local diffusers SanaWMLTX2Refiner folder, for models in the LTX-2 latent "
+        "space (streaming: refines each chunk right behind stage 1)",
+    )
+    p.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the network's blocks: pays a compilation once, then runs faster (for GPUs)",
@@ -84,6 +90,11 @@ def run(args) -> dict:
     )
     if args.compile:
         pipe.compile()
+    refiner = None
+    if args.refine is not None:
+        from ..refine import LTX2Refiner
+
+        refiner = LTX2Refiner.from_folder(args.refine, device=args.device, dtype=DTYPES[args.dtype])
     cfg = pipe.generation_config(
         seconds=args.seconds,
         fps=args.fps,
@@ -104,6 +115,7 @@ def run(args) -> dict:
         actions=actions,
         config=cfg,
         progress=bar.update_to,
+        refiner=refiner,
     )
     bar.close()
     seconds = time.perf_counter() - t0
@@ -128,6 +140,7 @@ def run(args) -> dict:
         "size": [cfg.height, cfg.width],
         "mode": cfg.mode,
         "network": "student" if pipe.is_student else "teacher",
+        "refined": refiner is not None,
         "seconds_taken": round(seconds, 2),
     }
 

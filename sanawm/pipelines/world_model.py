@@ -224,15 +224,41 @@ class WorldModelPipeline:
         config: GenerationConfig | None = None,
         progress=None,
         drop_camera: bool = False,
+        refiner=None,
     ) -> GenerationResult:
         """Generate a video. `intrinsics` are in the input image's pixels (default: `config.fov_deg`).
         `config` None: the model's defaults (`generation_config()`). `drop_camera` removes the camera
-        inputs from every guidance branch (an evaluation baseline)."""
+        inputs from every guidance branch (an evaluation baseline).
+
+        `refiner`: a stage-2 refiner (`sanawm.refine`, e.g. `LTX2Refiner.from_folder(...)`) working in this
+        model's latent space. In streaming mode it refines each chunk right behind stage 1 (a
+        `RefinerStream`: memory stays constant in video length); otherwise the whole clip after it. The
+        first latent frame is the refiner's sink, so the conditioning image is kept. Its re-noising is
+        seeded by `config.seed + 2`. `GenerationResult.latents` are then the refined latents."""
         cfg = config if config is not None else self.generation_config()
+        if refiner is not None:  # before any work: a refiner of another latent space cannot run
+            channels = getattr(getattr(refiner, "transformer", None), "config", None)
+            channels = getattr(channels, "in_channels", None)
+            if channels is not None and channels != self.transformer.cfg.in_channels:
+                raise ValueError(
+                    f"the refiner works on {channels}-channel latents but this model's are "
+                    f"{self.transformer.cfg.in_channels}-channel; use a refiner trained for this model's VAE"
+                )
         img_size = _image_size(image)
         path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
         pixels, path = self.prepare_image(image, path, cfg)
-        latents = self.sample_latents(pixels, path, prompt, cfg, progress, drop_camera)
+        stream, refined = None, []
+        if refiner is not None:
+            g = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+            if cfg.mode == "streaming":
+                stream = refiner.stream(prompt, fps=cfg.fps, generator=g)
+        hook = None if stream is None else (lambda i, x: refined.append(stream.push(x)))
+        latents = self.sample_latents(pixels, path, prompt, cfg, progress, drop_camera, chunk_hook=hook)
+        if stream is not None:
+            refined.append(stream.finish())
+            latents = torch.cat(refined, 2)
+        elif refiner is not None:
+            latents = refiner.refine(latents, prompt, fps=cfg.fps, generator=g)
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
         return GenerationResult(to_uint8_frames(video), path, latents)
 
@@ -275,9 +301,11 @@ class WorldModelPipeline:
         cfg: GenerationConfig,
         progress=None,
         drop_camera: bool = False,
+        chunk_hook=None,
     ):
         """Latents (1, C, T, h, w) for a prepared first frame and path. `drop_camera`: the network sees
-        camera=None and plucker=None in every branch (noise, text, schedule and guidance unchanged)."""
+        camera=None and plucker=None in every branch (noise, text, schedule and guidance unchanged).
+        `chunk_hook(index, latents)` sees every finished chunk of the chunk-wise modes."""
         device, dtype = self.device, next(self.transformer.parameters()).dtype
         first = self.vae.encode(pixels[:, :, None].to(device, self.vae.dtype)).to(dtype)
         cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
@@ -303,7 +331,13 @@ class WorldModelPipeline:
             else EulerSchedule(cfg.steps, cfg.shift, self.scheduler_config)
         )
         chunks = chunk_layout(T, cfg.chunk, cfg.first_chunk)
-        on_chunk = None if progress is None else (lambda i, x: progress(i + 1, len(chunks)))
+
+        def on_chunk(i, x):
+            if chunk_hook is not None:
+                chunk_hook(i, x)
+            if progress is not None:
+                progress(i + 1, len(chunks))
+
         renoise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
         def renoise(i, step):
