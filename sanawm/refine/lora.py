@@ -39,6 +39,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..training.distributed import (
+    DistEnv,
+    full_optimizer_state,
+    full_tensor,
+    load_optimizer_state,
+    shard_like,
+)
 from .base import RefinerPrompt
 from .ltx2 import LTX2Refiner
 
@@ -138,8 +145,27 @@ def lora_parameters(transformer: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 def lora_state_dict(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The adapter's weights, keyed by parameter name (e.g. ...attn1.to_q.lora_A.refiner.weight)."""
-    return {n: p.detach() for n, p in transformer.named_parameters() if "lora_" in n}
+    """The adapter's whole weights on the CPU, keyed by parameter name (e.g.
+    ...attn1.to_q.lora_A.refiner.weight). Collective under FSDP2: every rank must call it."""
+    return {
+        n: full_tensor(p.detach()).to("cpu").contiguous()
+        for n, p in transformer.named_parameters()
+        if "lora_" in n
+    }
+
+
+def shard_refiner(transformer: torch.nn.Module, env: DistEnv | None) -> torch.nn.Module:
+    """FSDP2 over all ranks, like `sanawm.training.distributed.shard_model`: each transformer block is one
+    all-gather unit, the root holds the rest. The frozen base weights are what sharding saves memory on;
+    the LoRA weights ride along in the same units. No-op in one process. Untested on several GPUs."""
+    if env is None or not env.distributed:
+        return transformer
+    from torch.distributed.fsdp import fully_shard
+
+    for block in transformer.transformer_blocks:
+        fully_shard(block)
+    fully_shard(transformer)
+    return transformer
 
 
 def load_lora(refiner: LTX2Refiner, folder: str | Path, *, merge: bool = True) -> LTX2Refiner:
@@ -229,10 +255,14 @@ class RefinerLoRATrainer:
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         seed: int = 0,
+        env: DistEnv | None = None,
     ) -> None:
         self.refiner = refiner
         self.config = config or RefinerLoRAConfig()
-        self.params = add_lora(refiner, self.config)
+        self.env = env
+        add_lora(refiner, self.config)
+        shard_refiner(refiner.transformer, env)  # after the adapter exists, before the optimizer sees it
+        self.params = lora_parameters(refiner.transformer)
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         self.generator = torch.Generator(device=refiner.transformer.device).manual_seed(seed)
         self.step = 0
@@ -257,18 +287,22 @@ class RefinerLoRATrainer:
         return float(loss)
 
     def save(self, folder: str | Path) -> Path:
-        """Write the LoRA checkpoint to `folder` (replaced atomically if it exists); return it."""
+        """Write the LoRA checkpoint to `folder` (replaced atomically if it exists); return it. Under
+        FSDP2 every rank calls it (the weights and optimizer state are gathered); rank 0 writes."""
         folder = Path(folder)
+        weights = lora_state_dict(self.refiner.transformer)
+        optimizer = full_optimizer_state(self.refiner.transformer, self.optimizer)
+        if self.env is not None and not self.env.is_main:
+            return folder
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        weights = {k: v.to("cpu").contiguous() for k, v in lora_state_dict(self.refiner.transformer).items()}
         save_file(weights, tmp / WEIGHTS, metadata={"step": str(self.step)})
         (tmp / LORA_CONFIG).write_text(json.dumps({**self.config.to_dict(), "step": self.step}, indent=2))
         torch.save(
-            {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()},
+            {"optimizer": optimizer, "generator": self.generator.get_state()},
             tmp / OPTIMIZER,
         )
         for p in tmp.iterdir():
@@ -285,15 +319,22 @@ class RefinerLoRATrainer:
 
     @classmethod
     def resume(
-        cls, refiner: LTX2Refiner, folder: str | Path, *, lr: float = 1e-4, weight_decay: float = 0.0
+        cls,
+        refiner: LTX2Refiner,
+        folder: str | Path,
+        *,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        env: DistEnv | None = None,
     ) -> RefinerLoRATrainer:
-        """A trainer on a fresh base `refiner` continuing the run saved in `folder`."""
+        """A trainer on a fresh base `refiner` continuing the run saved in `folder` (learning rate and
+        optimizer moments come from the checkpoint)."""
         folder = Path(folder)
         config = _read_config(folder)
-        trainer = cls(refiner, config, lr=lr, weight_decay=weight_decay)
+        trainer = cls(refiner, config, lr=lr, weight_decay=weight_decay, env=env)
         _load_adapter_weights(refiner.transformer, load_file(folder / WEIGHTS), folder)
         extra = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=False)
-        trainer.optimizer.load_state_dict(extra["optimizer"])
+        load_optimizer_state(refiner.transformer, trainer.optimizer, extra["optimizer"])
         trainer.generator.set_state(extra["generator"])
         trainer.step = int(json.loads((folder / LORA_CONFIG).read_text())["step"])
         return trainer
@@ -331,7 +372,7 @@ def _load_adapter_weights(
                     f"LoRA checkpoint {folder}: {name} has shape {tuple(value.shape)}, the refiner expects "
                     f"{tuple(params[name].shape)}; was it trained on a refiner of another size?"
                 )
-            params[name].copy_(value)
+            params[name].copy_(shard_like(value, params[name]))
 
 
 def _check_batch(refiner: LTX2Refiner, batch: RefinerTrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,5 +402,6 @@ __all__ = [
     "load_lora",
     "lora_parameters",
     "lora_state_dict",
+    "shard_refiner",
     "truncated_sigma_loss",
 ]

@@ -5,6 +5,11 @@ an exact resume from a checkpoint and the reloaded adapter at inference."""
 from __future__ import annotations
 
 import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +25,7 @@ from sanawm.refine.lora import (  # noqa: E402
     load_lora,
     truncated_sigma_loss,
 )
+from sanawm.training.distributed import DistEnv  # noqa: E402
 
 from .tiny import CHANNELS, TEXT_LENGTH, tiny_refiner_pipeline  # noqa: E402
 
@@ -158,3 +164,47 @@ def test_clear_errors(parts, tmp_path) -> None:
     add_lora(refiner, CONFIG)
     with pytest.raises(ValueError, match="already carries"):
         add_lora(refiner, CONFIG)
+
+
+def train_tiny(env: DistEnv | None = None) -> tuple[RefinerLoRATrainer, list[float]]:
+    """Two LoRA steps on the tiny refiner (also run by each rank of `lora_fsdp_rank`)."""
+    pipe = tiny_refiner_pipeline()
+    encoder = LTX2PromptEncoder(
+        pipe.tokenizer, pipe.text_encoder, pipe.connectors, max_sequence_length=TEXT_LENGTH
+    )
+    b = batch((pipe.transformer, encoder.encode("a red car at night")), frames=7)
+    trainer = RefinerLoRATrainer(LTX2Refiner(pipe.transformer), CONFIG, lr=1e-2, env=env)
+    return trainer, [trainer.train_step(b) for _ in range(2)]
+
+
+def test_fsdp2_two_cpu_ranks_match_one_process(tmp_path) -> None:
+    # FSDP2 (gloo, 2 CPU ranks, blocks sharded by shard_refiner) on the same batch on both ranks: the
+    # averaged gradients equal one process's, so losses and the gathered adapter match exactly.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    ranks = []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", PYTHONPATH=str(root))
+        cmd = [sys.executable, "-m", "tests.refine.lora_fsdp_rank", str(tmp_path / "fsdp")]
+        ranks.append(
+            subprocess.Popen(
+                cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    trainer, losses = train_tiny()
+    single = trainer.save(tmp_path / "single")
+    outputs = [p.communicate(timeout=300)[0] for p in ranks]
+    for p, output in zip(ranks, outputs, strict=True):
+        assert p.returncode == 0, output[-4000:]
+        assert f"losses {losses}" in output
+    from safetensors.torch import load_file
+
+    sharded, whole = (
+        load_file(tmp_path / "fsdp" / "adapter.safetensors"),
+        load_file(single / "adapter.safetensors"),
+    )
+    assert sharded.keys() == whole.keys()
+    assert all(torch.equal(sharded[k], whole[k]) for k in whole)
