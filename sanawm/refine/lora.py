@@ -118,8 +118,9 @@ class RefinerTrainBatch:
 
 
 def add_lora(refiner: LTX2Refiner, config: RefinerLoRAConfig) -> list[torch.nn.Parameter]:
-    """Attach a fresh LoRA adapter to the refiner's transformer (in place; base weights frozen); return
-    the trainable LoRA parameters. LoRA B starts at zero, so the adapted refiner equals the base one."""
+    """Attach a fresh LoRA adapter to the refiner's transformer (in place; base weights frozen, adapter
+    weights in fp32 whatever the base dtype); return the trainable LoRA parameters. LoRA B starts at
+    zero, so the adapted refiner equals the base one."""
     transformer = refiner.transformer
     if getattr(transformer, "peft_config", None) and ADAPTER in transformer.peft_config:
         raise ValueError(
@@ -137,6 +138,8 @@ def add_lora(refiner: LTX2Refiner, config: RefinerLoRAConfig) -> list[torch.nn.P
     params = lora_parameters(transformer)
     if not params:
         raise ValueError(f"LoRA target_modules {config.target_modules!r} matched no layer of the refiner")
+    for p in params:  # fp32 adapter next to a bf16 base: AdamW updates of bf16 weights would round away
+        p.data = p.data.float()
     return params
 
 
