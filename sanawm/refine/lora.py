@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch.utils.checkpoint import checkpoint
 
 from ..training.distributed import (
     DistEnv,
@@ -157,6 +158,26 @@ def lora_state_dict(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def enable_activation_checkpointing(transformer: torch.nn.Module) -> None:
+    """Recompute each transformer block's activations during backward (non-reentrant
+    `torch.utils.checkpoint`), so training holds one block's activations instead of all 48. In place,
+    idempotent, state-dict keys unchanged. Only forwards with grad enabled are checkpointed: the KV-cache
+    capture passes run under no_grad and so are never recomputed (recomputing them would store twice).
+    The library's own `gradient_checkpointing` flag is not read by this model's forward."""
+    for block in transformer.transformer_blocks:
+        if getattr(block, "_sanawm_checkpointed", False):
+            continue
+        forward = block.forward
+
+        def checkpointed(*args, _forward=forward, **kwargs):
+            if not torch.is_grad_enabled():
+                return _forward(*args, **kwargs)
+            return checkpoint(_forward, *args, use_reentrant=False, **kwargs)
+
+        block.forward = checkpointed
+        block._sanawm_checkpointed = True
+
+
 def shard_refiner(transformer: torch.nn.Module, env: DistEnv | None) -> torch.nn.Module:
     """FSDP2 over all ranks, like `sanawm.training.distributed.shard_model`: each transformer block is one
     all-gather unit, the root holds the rest. The frozen base weights are what sharding saves memory on;
@@ -243,7 +264,8 @@ def truncated_sigma_loss(
 
 
 class RefinerLoRATrainer:
-    """LoRA fine-tuning of an `LTX2Refiner`: AdamW over the adapter only, noise from its own generator.
+    """LoRA fine-tuning of an `LTX2Refiner`: AdamW over the adapter only, noise from its own generator;
+    `seed` fixes both the adapter's initialisation and the noise.
 
     `train_step(batch)` returns the loss of that step (before the update). `save(folder)` writes the
     adapter weights, the config, the optimizer and the generator state atomically;
@@ -259,11 +281,17 @@ class RefinerLoRATrainer:
         weight_decay: float = 0.0,
         seed: int = 0,
         env: DistEnv | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         self.refiner = refiner
         self.config = config or RefinerLoRAConfig()
         self.env = env
-        add_lora(refiner, self.config)
+        device = refiner.transformer.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # LoRA A's random init: the same seed gives the same adapter
+            add_lora(refiner, self.config)
+        if activation_checkpointing:
+            enable_activation_checkpointing(refiner.transformer)
         shard_refiner(refiner.transformer, env)  # after the adapter exists, before the optimizer sees it
         self.params = lora_parameters(refiner.transformer)
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
@@ -329,12 +357,20 @@ class RefinerLoRATrainer:
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         env: DistEnv | None = None,
+        activation_checkpointing: bool = False,
     ) -> RefinerLoRATrainer:
         """A trainer on a fresh base `refiner` continuing the run saved in `folder` (learning rate and
         optimizer moments come from the checkpoint)."""
         folder = Path(folder)
         config = _read_config(folder)
-        trainer = cls(refiner, config, lr=lr, weight_decay=weight_decay, env=env)
+        trainer = cls(
+            refiner,
+            config,
+            lr=lr,
+            weight_decay=weight_decay,
+            env=env,
+            activation_checkpointing=activation_checkpointing,
+        )
         _load_adapter_weights(refiner.transformer, load_file(folder / WEIGHTS), folder)
         extra = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=False)
         load_optimizer_state(refiner.transformer, trainer.optimizer, extra["optimizer"])
@@ -402,6 +438,7 @@ __all__ = [
     "RefinerLoRATrainer",
     "RefinerTrainBatch",
     "add_lora",
+    "enable_activation_checkpointing",
     "load_lora",
     "lora_parameters",
     "lora_state_dict",

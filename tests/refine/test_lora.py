@@ -80,6 +80,24 @@ def test_one_step_trains_only_the_adapter(parts) -> None:
     assert len(moved) == len(lora_b)
 
 
+def test_activation_checkpointing_changes_nothing(parts) -> None:
+    plain = RefinerLoRATrainer(fresh(parts), CONFIG, lr=1e-2, seed=2)
+    ckpt = RefinerLoRATrainer(fresh(parts), CONFIG, lr=1e-2, seed=2, activation_checkpointing=True)
+    calls = {"plain": 0, "ckpt": 0}
+    for name, trainer in (("plain", plain), ("ckpt", ckpt)):
+        trainer.refiner.transformer.transformer_blocks[0].norm1.register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
+    for seed in (1, 2):
+        assert ckpt.train_step(batch(parts, seed=seed)) == plain.train_step(batch(parts, seed=seed))
+    # 8 frames = 3 blocks: each block's training forward is recomputed in backward, the σ = 0 K/V passes
+    # (no grad) are not.
+    assert calls["ckpt"] == calls["plain"] + 2 * 3
+    expected = dict(plain.refiner.transformer.named_parameters())
+    for n, p in ckpt.refiner.transformer.named_parameters():
+        torch.testing.assert_close(p, expected[n], rtol=0, atol=1e-6, msg=n)
+
+
 def test_fresh_adapter_leaves_refinement_unchanged(parts) -> None:
     z = batch(parts).stage1
     expected = fresh(parts).refine(z, parts[1], fps=FPS, generator=torch.Generator().manual_seed(5))
