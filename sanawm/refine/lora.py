@@ -181,7 +181,8 @@ def enable_activation_checkpointing(transformer: torch.nn.Module) -> None:
 def shard_refiner(transformer: torch.nn.Module, env: DistEnv | None) -> torch.nn.Module:
     """FSDP2 over all ranks, like `sanawm.training.distributed.shard_model`: each transformer block is one
     all-gather unit, the root holds the rest. The frozen base weights are what sharding saves memory on;
-    the LoRA weights ride along in the same units. No-op in one process. Untested on several GPUs."""
+    the LoRA weights ride along in the same units. No-op in one process. Tested on two CPU ranks (gloo)
+    only, not on GPUs."""
     if env is None or not env.distributed:
         return transformer
     from torch.distributed.fsdp import fully_shard
