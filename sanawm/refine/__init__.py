@@ -4,6 +4,7 @@ denoise them chunk-causally in 3 Euler steps, behind a clean sink frame with a b
 - `base`: the interface (`BlockRefiner`, `RefinerSchedule`, `RefinerPrompt`) and the two drivers built
   on it, `refine_clip` (whole clip) and `RefinerStream` (chunk by chunk, constant memory).
 - `ltx2`: the released backend, diffusers' LTX-2 refiner transformer under our chunk-causal loop.
+- `lora`: LoRA fine-tuning of that backend (peft) with the truncated-σ objective; `load_lora` for inference.
 """
 
 from .base import RELEASE_SIGMAS, BlockRefiner, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip

@@ -160,12 +160,7 @@ class LTX2Refiner:
                 f"{state.batch_size} and "
                 f"latent grid {state.height}x{state.width}"
             )
-        sink_size = self.schedule.sink_size
-        start = state.next_frame
-        positions = list(range(start, start + num))
-        sink_offset = start - state.history_frames - sink_size
-        state.kv_cache.sink_pe = self._rope(state, list(range(sink_offset, sink_offset + sink_size)))
-
+        positions = self._start_block(state, num)
         clean = self._to_model(block)
         dtype = clean.dtype
         sigmas = torch.tensor(self.schedule.sigmas, dtype=torch.float32)
@@ -181,6 +176,23 @@ class LTX2Refiner:
             x0 = (x.float() - sigma * velocity.float()).to(dtype)
             x = (x.float() + (sigma_next - sigma) * ((x.float() - x0.float()) / sigma)).to(dtype)
 
+        self._record_block(state, x, positions)
+        return x
+
+    # ------------------------------------------------------------------ internals
+
+    def _start_block(self, state: LTX2RefinerState, num: int) -> list[int]:
+        """Place the sink's RoPE right before the kept history; return the next `num` frame positions."""
+        sink_size = self.schedule.sink_size
+        start = state.next_frame
+        sink_offset = start - state.history_frames - sink_size
+        state.kv_cache.sink_pe = self._rope(state, list(range(sink_offset, sink_offset + sink_size)))
+        return list(range(start, start + num))
+
+    def _record_block(self, state: LTX2RefinerState, x: torch.Tensor, positions: list[int]) -> None:
+        """One σ = 0 pass over a finished block (B, C, n, H, W): append its post-RoPE K/V to the history,
+        trimmed to `max_history_frames`, and advance the frame counters."""
+        num = x.shape[2]
         self._forward(state, x, 0.0, positions, "inject_and_capture_post_rope")
         keep = self.schedule.max_history_frames * self._tokens_per_frame(state)
         trim = state.history_frames + num > self.schedule.max_history_frames
@@ -194,9 +206,6 @@ class LTX2Refiner:
             layer.store_history(new_k, new_v)
         state.history_frames = min(state.history_frames + num, self.schedule.max_history_frames)
         state.next_frame += num
-        return x
-
-    # ------------------------------------------------------------------ internals
 
     def _forward(
         self, state: LTX2RefinerState, latents: torch.Tensor, sigma: float, positions: list[int], mode: str
