@@ -16,7 +16,7 @@ import json
 import torch
 from bench_720p import cuda_time  # a sibling script: benchmarks/ is on sys.path
 
-from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel
+from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, to_fp32
 from sanawm.model.ops.gdn_triton import gdn_scan_triton
 from sanawm.sampling import chunk_layout
 
@@ -37,12 +37,6 @@ def inputs(B, H, T, S, D, dtype, seed):
     return x, state
 
 
-def fp32(x):
-    return GDNInputs(
-        *(None if t is None else t.float() for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den))
-    )
-
-
 def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
@@ -59,7 +53,7 @@ def main(argv=None) -> int:
     for mode, chunks in (("bidirectional", None), ("chunk_causal", chunk_layout(T))):
         for dtype in (torch.bfloat16, torch.float32):
             x, state = inputs(B, H, T, S, D, dtype, seed=len(rows))
-            ref = gdn_parallel(fp32(x), chunks, state)
+            ref = gdn_parallel(to_fp32(x), chunks, state)
             out = gdn_scan_triton(x, chunks, state)
             row = {
                 "mode": mode,
@@ -70,7 +64,7 @@ def main(argv=None) -> int:
                 "rel_state": rel(out.state.num, ref.state.num),
                 "finite": bool(torch.isfinite(out.num).all() and torch.isfinite(out.den).all()),
                 "triton_s": cuda_time(lambda x=x, c=chunks, s=state: gdn_scan_triton(x, c, s), 10)[0],
-                "pytorch_s": cuda_time(lambda x=x, c=chunks, s=state: gdn_parallel(fp32(x), c, s), 3)[0],
+                "pytorch_s": cuda_time(lambda x=x, c=chunks, s=state: gdn_parallel(to_fp32(x), c, s), 3)[0],
             }
             row["speedup"] = row["pytorch_s"] / row["triton_s"]
             rows.append(row)

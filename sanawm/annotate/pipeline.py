@@ -21,7 +21,7 @@ from .complete import fill_missing_poses, frame_confidence
 from .depth import DepthEstimator
 from .filters import Check, FilterLimits, camera_checks, video_checks
 from .scale import ScaleResult, align_to_poses, depth_scale, relative_scale
-from .sfm import SfmOptions, SfmResult, run_sfm
+from .sfm import SfmOptions, SfmResult, check_frames, run_sfm
 
 
 @dataclass(frozen=True)
@@ -173,10 +173,7 @@ def annotate_frames(
     opts = options or AnnotateOptions()
     mode = _scale_mode(gt_poses, gt_depth, depth_estimator)
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
-        raise ValueError(
-            f"frames must be (F, H, W, 3) uint8 RGB with F >= 2, got {frames.dtype} {frames.shape}"
-        )
+    check_frames(frames, "annotate_frames")
     n, h, w, _ = frames.shape
     gt_c2w = None
     if gt_poses is not None:

@@ -377,6 +377,14 @@ def _set_intrinsics(
     return prior, True
 
 
+def check_frames(frames: np.ndarray, who: str) -> None:
+    """The frames every annotation step takes: (F, H, W, 3) uint8 RGB, at least two of them."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
+        raise ValueError(
+            f"{who} needs (F, H, W, 3) uint8 RGB frames with F >= 2, got {frames.dtype} {frames.shape}"
+        )
+
+
 def run_sfm(
     frames: np.ndarray,
     options: SfmOptions | None = None,
@@ -406,10 +414,7 @@ def run_sfm(
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
-        raise ValueError(
-            f"run_sfm needs (F, H, W, 3) uint8 RGB frames with F >= 2, got {frames.dtype} {frames.shape}"
-        )
+    check_frames(frames, "run_sfm")
     n, h, w, _ = frames.shape
     known = None
     if intrinsics is not None:

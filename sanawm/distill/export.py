@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..pipelines.export import DTYPES, GENERATION_FILE
+from ..pipelines.export import DTYPES, GENERATION_FILE, publish_folder
 
 STUDENT = "student"
 
@@ -76,11 +76,7 @@ def export_student(
     shutil.copytree(pipeline, tmp, ignore=shutil.ignore_patterns(STUDENT))
     save_diffusers(student.to(DTYPES[dtype]), tmp / STUDENT / "transformer")
     (tmp / STUDENT / GENERATION_FILE).write_text(json.dumps(generation, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
-    return out
+    return publish_folder(tmp, out)
 
 
 __all__ = ["STUDENT", "export_student"]

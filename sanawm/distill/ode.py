@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from ..model.transformer import SanaWMTransformer
 from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance, sample_bidirectional
+from ..training.cache import check_resume
 
 INDEX, FORMAT, VERSION = "index.json", "sanawm-ode-trajectories", 1
 NO_GUIDANCE = Guidance(1.0)
@@ -219,18 +220,13 @@ def build_trajectories(
 
 
 def _check_resume(out: Path, config: dict) -> None:
-    old_file = out / "config.json"
-    if not old_file.is_file():
-        if any(out.glob("shard_*.safetensors")):
-            raise ValueError(f"{out} holds shards but no config.json; choose an empty ode.dataset folder")
-        return
-    old = json.loads(old_file.read_text())
-    changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-    if changed:
-        raise ValueError(
-            f"{out} holds ODE trajectories made with other settings ({', '.join(changed)} differ); set "
-            "--ode.dataset to another folder or delete that one"
-        )
+    check_resume(
+        out,
+        config,
+        "ODE trajectories",
+        "choose an empty ode.dataset folder",
+        "set --ode.dataset to another folder or delete that one",
+    )
 
 
 class TrajectoryDataset(Dataset):

@@ -93,6 +93,11 @@ def export_pipeline(
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
     source = {"checkpoint": str(ckpt), "weights": weights, "vae": str(vae)}
     (tmp / GENERATION_FILE).write_text(json.dumps({**generation, "_source": source}, indent=2) + "\n")
+    return publish_folder(tmp, out)
+
+
+def publish_folder(tmp: Path, out: Path) -> Path:
+    """Move a fully written folder `tmp` into place as `out` (replacing an old one; same filesystem)."""
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,4 +105,4 @@ def export_pipeline(
     return out
 
 
-__all__ = ["GENERATION_FILE", "export_pipeline"]
+__all__ = ["GENERATION_FILE", "export_pipeline", "publish_folder"]

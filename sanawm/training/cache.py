@@ -158,20 +158,30 @@ def cache_latents(
     return out / INDEX
 
 
-def _check_resume(out: Path, config: dict) -> None:
-    """Refuse to mix shards of two different caches in one folder."""
+def check_resume(out: Path, config: dict, what: str, empty_fix: str, other_fix: str) -> None:
+    """Refuse to mix shards of two differently made datasets (`what`) in one folder `out`: shards with
+    no config.json (`empty_fix` says what to do), or a config.json whose settings differ from `config`."""
     old_file = out / "config.json"
     if not old_file.is_file():
         if any(out.glob("shard_*.safetensors")):
-            raise ValueError(f"{out} holds shards but no config.json; choose an empty --out folder")
+            raise ValueError(f"{out} holds shards but no config.json; {empty_fix}")
         return
     old = json.loads(old_file.read_text())
     changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
     if changed:
         raise ValueError(
-            f"{out} holds a latent cache made with other settings ({', '.join(changed)} differ); "
-            "choose another --out folder or delete that one"
+            f"{out} holds {what} made with other settings ({', '.join(changed)} differ); {other_fix}"
         )
+
+
+def _check_resume(out: Path, config: dict) -> None:
+    check_resume(
+        out,
+        config,
+        "a latent cache",
+        "choose an empty --out folder",
+        "choose another --out folder or delete that one",
+    )
 
 
 class LatentCache(Dataset):
@@ -215,4 +225,4 @@ class LatentCache(Dataset):
         return item
 
 
-__all__ = ["LatentCache", "cache_latents", "weights_hash"]
+__all__ = ["LatentCache", "cache_latents", "check_resume", "weights_hash"]

@@ -8,7 +8,7 @@ import torch
 
 from sanawm.model import SanaWMTransformer, get_preset
 from sanawm.model.ops import gdn_triton
-from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, gdn_scan
+from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, gdn_scan, to_fp32
 from tests.model.helpers import camera_inputs, randomize
 
 pytestmark = [
@@ -49,7 +49,7 @@ def test_kernel_equals_pytorch_scan(chunks, dtype, tol, with_state):
     for seed, (B, H, S, D, Dv) in enumerate([(2, 3, 37, 112, 112), (1, 2, 64, 24, 40)]):
         x, state = _inputs(B, H, 11, S, D, Dv, dtype, seed)
         state = state if with_state else None
-        ref = gdn_parallel(_map(x, torch.Tensor.float), chunks, state)
+        ref = gdn_parallel(to_fp32(x), chunks, state)
         out = gdn_triton.gdn_scan_triton(x, chunks, state)
         assert torch.isfinite(out.num).all() and torch.isfinite(out.den).all()
         assert _rel(out.num, ref.num) < tol and _rel(out.den, ref.den) < tol

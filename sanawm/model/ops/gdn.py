@@ -25,6 +25,7 @@ Streaming is chunk_causal applied to one chunk at a time with the forward state 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -183,20 +184,18 @@ def gdn_scan(
 
         if gdn_triton.AVAILABLE:
             return gdn_triton.gdn_scan_triton(x, chunks, state)
-    return gdn_parallel(_as_fp32(x), chunks, state, cp=cp)
+    return gdn_parallel(to_fp32(x), chunks, state, cp=cp)
 
 
 def _kernel_allowed(x: GDNInputs) -> bool:
-    import os
-
     if os.environ.get("SANAWM_GDN_KERNEL", "1") == "0":
         return False
     tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
-def _as_fp32(x: GDNInputs) -> GDNInputs:
-    """The PyTorch scan runs in float32 at least (float64 stays float64)."""
+def to_fp32(x: GDNInputs) -> GDNInputs:
+    """The inputs in float32 at least (float64 stays float64), as the PyTorch scan runs them."""
 
     def up(t):
         return t if t is None or t.dtype == torch.float64 else t.float()
