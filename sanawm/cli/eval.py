@@ -43,6 +43,11 @@ def add_parser(sub) -> None:
     w.add_argument("--steps", type=int, help="sampling steps (default: the model's generation.json, else 60)")
     w.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's, else 5)")
     w.add_argument("--mode", choices=MODES, default="streaming", help="sampler (default streaming)")
+    w.add_argument(
+        "--teacher",
+        action="store_true",
+        help="evaluate the multi-step model even when the pipeline folder has a distilled student/",
+    )
     w.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     w.add_argument("--path-seed", type=int, default=1, help="path seed (default 1; training clips use 0)")
     w.add_argument("--out", type=Path, required=True, help="report JSON to write")
@@ -76,8 +81,9 @@ def run_worlds(args) -> int:
     from ..pipelines.world_model import DEFAULT_MODEL
 
     model = args.model if args.model is not None else DEFAULT_MODEL
-    pipe = WorldModelPipeline.from_pretrained(model, dtype=DTYPES[args.dtype], device=args.device)
-    defaults = pipe.generation_config(steps=args.steps, guidance=args.guidance)
+    pipe = WorldModelPipeline.from_pretrained(
+        model, dtype=DTYPES[args.dtype], device=args.device, student=False if args.teacher else None
+    )
     report = evaluate_worlds(
         pipe,
         range(args.seed_offset, args.seed_offset + args.scenes),
@@ -86,8 +92,8 @@ def run_worlds(args) -> int:
         fps=args.fps,
         kinds=kinds,
         horizons=horizons,
-        steps=defaults.steps,
-        guidance=defaults.guidance,
+        steps=args.steps,
+        guidance=args.guidance,
         mode=args.mode,
         seed=args.seed,
         path_seed=args.path_seed,

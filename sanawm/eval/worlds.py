@@ -35,13 +35,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..pipelines.world_model import GenerationConfig, WorldModelPipeline
+from ..pipelines.world_model import WorldModelPipeline
 from ..world import build_scene, caption_for, plan_path, render_trajectory
 from ..world.camera import parse_size
 from .image_metrics import psnr, ssim
@@ -257,8 +257,8 @@ def evaluate_worlds(
     fps: float = 16.0,
     kinds=DEFAULT_KINDS,
     horizons=DEFAULT_HORIZONS,
-    steps: int = 60,
-    guidance: float = 5.0,
+    steps: int | None = None,
+    guidance: float | None = None,
     mode: str = "streaming",
     seed: int = 0,
     *,
@@ -275,7 +275,9 @@ def evaluate_worlds(
         seconds: clip length, snapped down to 8k + 1 frames at `fps` (1 s at 16 fps -> 17 frames).
         size: N or (H, W) of the renders and the generated frames.
         kinds: path kinds, cycled over the scenes; horizons: seconds (those past the clip are skipped).
-        steps, guidance, mode, seed: generation settings (`GenerationConfig`).
+        steps, guidance, mode, seed: generation settings; None keeps the model's own (its
+            generation.json: steps or a student's timesteps, shift, guidance, chunking), as
+            `sanawm generate` would use them.
         path_seed: the path seed (training clips use 0). prompt: None = the scene's caption.
         progress: optional callable(message: str), called once per scene.
         sheets: a folder for one comparison sheet per scene (`comparison_sheet`: truth, model and
@@ -288,10 +290,12 @@ def evaluate_worlds(
     kinds = tuple(kinds)
     if not kinds:
         raise ValueError("no path kinds given; pass e.g. ('walk', 'revisit')")
-    cfg = GenerationConfig(
-        seconds=seconds, fps=fps, height=h, width=w, mode=mode, steps=steps, guidance=guidance, seed=seed,
-        fov_deg=fov_deg,
+    cfg = pipe.generation_config(
+        seconds=seconds, fps=fps, height=h, width=w, mode=mode, seed=seed, fov_deg=fov_deg,
+        steps=steps, guidance=guidance,
     )  # fmt: skip
+    if steps is not None:  # an explicit step count replaces a student's few-step list
+        cfg = replace(cfg, timesteps=None)
     n = cfg.frames_wanted()
     if n < 9:
         raise ValueError(f"--seconds {seconds} at {fps:g} fps gives {n} frame(s); need at least 8 / fps s")
@@ -351,8 +355,11 @@ def evaluate_worlds(
         "size": [h, w],
         "kinds": list(kinds),
         "horizons": [float(x) for x in horizons],
-        "steps": steps,
-        "guidance": guidance,
+        "steps": cfg.steps if cfg.timesteps is None else None,
+        "timesteps": list(cfg.timesteps) if cfg.timesteps is not None else None,
+        "shift": cfg.shift,
+        "guidance": cfg.guidance,
+        "network": "student" if getattr(pipe, "is_student", False) else "teacher",
         "mode": mode,
         "seed": seed,
         "path_seed": path_seed,

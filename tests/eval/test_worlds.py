@@ -154,3 +154,20 @@ def test_cli_rejects_unknown_kind(pipe, tmp_path, capsys):
     ]
     assert main(argv) == 2
     assert "choose from" in capsys.readouterr().err
+
+
+def test_evaluation_samples_as_generate_does(pipe):
+    """Settings left out come from the model's generation.json (shift, steps, guidance), as in
+    `sanawm generate`; explicit steps replace a student's few-step list."""
+    _, p = pipe
+    saved = dict(p.generation_defaults)
+    try:
+        p.generation_defaults.update(shift=3.0, steps=2, guidance=1.0, timesteps=[1000, 500, 0])
+        report = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",))
+        s = report.to_json()["settings"]
+        assert (s["shift"], s["guidance"], s["timesteps"], s["steps"]) == (3.0, 1.0, [1000, 500, 0], None)
+        s = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",), steps=1).to_json()["settings"]
+        assert (s["steps"], s["timesteps"], s["shift"]) == (1, None, 3.0)
+    finally:
+        p.generation_defaults.clear()
+        p.generation_defaults.update(saved)
