@@ -41,6 +41,12 @@ def add_parser(sub) -> None:
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--init-from", help="start from this SmallVideoVAE folder (same preset)")
+    t.add_argument(
+        "--decoder-only",
+        action="store_true",
+        help="train the decoder alone (with --init-from): the encoder and latent statistics stay frozen, "
+        "so a world model trained on this VAE's latents still fits",
+    )
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.add_argument("--precision", default="bf16", choices=("fp32", "bf16"), help="bf16: autocast on CUDA")
@@ -81,6 +87,7 @@ def run(args) -> dict:
         min_lr_ratio=args.min_lr_ratio,
         time_limit_minutes=args.time_limit_minutes,
         init_from=args.init_from,
+        train_part="decoder" if args.decoder_only else "all",
         kl_weight=args.kl_weight,
         seed=args.seed,
         log_every=args.log_every,

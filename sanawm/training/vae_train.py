@@ -49,6 +49,9 @@ class VAETrainConfig:
     min_lr_ratio: float = 0.1
     time_limit_minutes: float | None = None  # stop early (with a checkpoint and the vae/ folder)
     init_from: str | None = None  # start from a SmallVideoVAE folder of the same preset (e.g. a shipped one)
+    # "all", or "decoder": the encoder and the latent statistics stay frozen, so the latent space (and a
+    # world model trained in it) is unchanged while reconstructions improve; needs init_from
+    train_part: str = "all"
     grad_clip: float | None = 1.0
     kl_weight: float = 1e-4
     seed: int = 0
@@ -77,6 +80,12 @@ class VAETrainConfig:
             raise ValueError("schedule must be constant or cosine, min_lr_ratio in [0, 1]")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise ValueError(f"time_limit_minutes must be > 0 or None, got {self.time_limit_minutes}")
+        if self.train_part not in ("all", "decoder"):
+            raise ValueError(f"train_part must be 'all' or 'decoder', got {self.train_part!r}")
+        if self.train_part == "decoder" and self.init_from is None:
+            raise ValueError(
+                "decoder-only training keeps a trained encoder's latent space: pass --init-from VAE_FOLDER"
+            )
         if self.precision not in ("fp32", "bf16") or self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("precision must be fp32 or bf16, device auto, cpu or cuda")
 
@@ -148,7 +157,10 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
                 f"{cfg.preset!r} ({vae.config}); pass the matching --preset"
             )
         vae.load_state_dict(start.float().state_dict())
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.train_part == "decoder":
+        vae.encoder.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, cfg=cfg))
     step = 0
     if latest is not None:
@@ -183,7 +195,7 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             losses = vae_loss(vae, video, kl_weight=cfg.kl_weight, generator=g)
         losses["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip or math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip or math.inf)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         lr = scheduler.get_last_lr()[0]
@@ -205,10 +217,11 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> dict:
     bar.close()
 
     vae.eval()
-    n_stats = min(cfg.stats_samples, samples.n) or 1
-    videos = (samples[k][None] for k in range(n_stats))
-    mean, std = estimate_latent_stats(vae, videos)
-    vae.set_latent_stats(mean.to(device), std.clamp_min(1e-4).to(device))
+    if cfg.train_part == "all":  # a decoder-only run keeps the encoder's statistics with the encoder
+        n_stats = min(cfg.stats_samples, samples.n) or 1
+        videos = (samples[k][None] for k in range(n_stats))
+        mean, std = estimate_latent_stats(vae, videos)
+        vae.set_latent_stats(mean.to(device), std.clamp_min(1e-4).to(device))
     final = out / "vae"
     tmp = out / "vae.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

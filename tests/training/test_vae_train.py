@@ -92,3 +92,27 @@ def test_init_from_a_saved_vae(tmp_path, capsys):
     SmallVideoVAE(SMALL_VAE_PRESETS["small"]).save_pretrained(tmp_path / "other")
     assert vae_train(tmp_path / "clips", tmp_path / "b", 1, f"--init-from={tmp_path / 'other'}") == 2
     assert "--preset" in capsys.readouterr().err
+
+
+def test_decoder_only_keeps_the_latent_space(tmp_path, capsys):
+    """--decoder-only: the decoder learns, the encoder and latent statistics (the world model's latent
+    space) are bit-identical to the starting VAE's; it needs --init-from."""
+    from sanawm.vae import SMALL_VAE_PRESETS
+
+    write_clips(tmp_path / "clips", n=2, frames=20)
+    torch.manual_seed(5)
+    start = SmallVideoVAE(SMALL_VAE_PRESETS["tiny"])
+    start.set_latent_stats(torch.full((8,), 0.25), torch.full((8,), 2.0))
+    start.save_pretrained(tmp_path / "start")
+    init = f"--init-from={tmp_path / 'start'}"
+    assert vae_train(tmp_path / "clips", tmp_path / "a", 6, init, "--decoder-only") == 0
+    capsys.readouterr()
+    got = SmallVideoVAE.from_pretrained(tmp_path / "a" / "vae").state_dict()
+    want = start.state_dict()
+    kept = [k for k in want if not k.startswith("decoder.")]
+    assert kept and all(torch.equal(got[k], want[k]) for k in kept)
+    assert any(not torch.equal(got[k], want[k]) for k in want if k.startswith("decoder."))
+    rows = read_metrics(tmp_path / "a")
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert vae_train(tmp_path / "clips", tmp_path / "b", 1, "--decoder-only") == 2
+    assert "--init-from" in capsys.readouterr().err
