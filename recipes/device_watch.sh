@@ -4,13 +4,15 @@
 # pipeline; of a distillation, the student) into OUT as 15 MiB parts:  cat pack.tar.part-* | tar x
 #
 #   recipes/device_watch.sh WORK OUT SECONDS [--recipe recipes/distill_default.sh] [RECIPE ARGUMENTS]
-# The recipe defaults to recipes/default_model.sh (arguments: --smoke, --continue PIPELINE).
+# The recipe defaults to recipes/default_model.sh (arguments: --smoke, --continue PIPELINE). WATCH_DONE=FILE
+# names the file (under WORK) whose appearance ends the watch; a recipe that fills WORK/return/ sends that.
 set -uo pipefail
 WORK=$1; OUT=$2; LIMIT=$3
 RECIPE=recipes/default_model.sh; DONE=eval60.json  # the file the recipe writes last
 if [[ ${4:-} == --recipe ]]; then  # recipes/distill_default.sh: its WORK/pipeline appears last
     RECIPE=${5:?--recipe needs a script}; DONE=pipeline/generation.json; set -- "${@:1:3}" "${@:6}"
 fi
+DONE=${WATCH_DONE:-$DONE}  # or the file the caller names
 start=$(date +%s)
 if [[ ! -f $WORK/driver.pid ]] || ! kill -0 "$(cat "$WORK/driver.pid")" 2> /dev/null; then
     if [[ ! -f $WORK/$DONE ]]; then
@@ -36,6 +38,9 @@ for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl ode/metrics
 done
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 cd "$WORK" || exit 1
+if [[ -d return ]]; then  # a recipe that gathers what comes back into WORK/return/ (and its log)
+    tar cf - return recipe.log | split -b 15M - "$OUT/pack.tar.part-"; ls -la "$OUT"; exit 0
+fi
 items=()
 for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
          phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
