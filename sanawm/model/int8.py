@@ -135,6 +135,8 @@ def dequantize_state_dict(
         raise Int8WeightsError(
             f"{where}the header's {TENSORS_KEY!r} entry is missing or damaged; {fix}"
         ) from None
+    if not isinstance(listed, dict):
+        raise Int8WeightsError(f"{where}the header's {TENSORS_KEY!r} entry is damaged (not a map); {fix}")
     scales = {k[: -len(SCALE_SUFFIX)] for k in tensors if k.endswith(SCALE_SUFFIX)}
     if scales != set(listed):
         raise Int8WeightsError(
