@@ -48,6 +48,12 @@ def add_parser(sub) -> None:
     e.add_argument("--weights", choices=("ema", "model"), default="ema")
     e.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="storage dtype")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    e.add_argument(
+        "--int8",
+        action="store_true",
+        help="store every transformer of --out in int8 (the student's, and the teacher's copy unless it "
+        "already is): about half of bf16; sanawm loads them, diffusers does not",
+    )
     e.set_defaults(run=run_export)
 
 
@@ -63,6 +69,7 @@ def run_stage(args) -> dict:
 
 def run_export(args) -> dict:
     from ..distill.export import export_student
+    from ..pipelines.export import weights_report
 
     try:
         out = export_student(
@@ -72,8 +79,15 @@ def run_export(args) -> dict:
             weights=args.weights,
             dtype=args.dtype,
             overwrite=args.overwrite,
+            int8=args.int8,
         )
     except FileExistsError as err:
         raise ValueError(str(err)) from None
     size = sum(f.stat().st_size for f in (out / "student").rglob("*") if f.is_file())
-    return {"out": str(out), "student_megabytes": round(size / 1e6, 2)}
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return {
+        "out": str(out),
+        "student_megabytes": round(size / 1e6, 2),
+        "megabytes": round(total / 1e6, 2),
+        "weights": weights_report(out),
+    }

@@ -19,11 +19,17 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=8, help="default sampling steps")
     p.add_argument("--guidance", type=float, default=1.0, help="default classifier-free guidance")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="store the transformer's large weights in int8 (about half of bf16; sanawm loads them, "
+        "diffusers does not)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> dict:
-    from ..pipelines.export import export_pipeline
+    from ..pipelines.export import export_pipeline, weights_report
 
     try:
         out = export_pipeline(
@@ -35,8 +41,9 @@ def run(args) -> dict:
             steps=args.steps,
             guidance=args.guidance,
             overwrite=args.overwrite,
+            int8=args.int8,
         )
     except FileExistsError as err:
         raise ValueError(str(err)) from None
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return {"out": str(out), "megabytes": round(size / 1e6, 2)}
+    return {"out": str(out), "megabytes": round(size / 1e6, 2), "weights": weights_report(out)}

@@ -10,6 +10,9 @@ text_encoder/ …) unchanged, plus
     student/transformer/     config.json + diffusion_pytorch_model.safetensors (the student, `dtype`)
     student/generation.json  the teacher's generation defaults with the student's sampler: streaming,
                              timesteps (1000, 960, 889, 727, 0), guidance 1, and the chunk layout
+
+With `int8=True` (`--int8`) every transformer of the written folder is stored in int8
+(`sanawm.model.int8`): the student's, and the teacher's copy unless it is int8 already.
 """
 
 from __future__ import annotations
@@ -25,11 +28,20 @@ STUDENT = "student"
 
 
 def export_student(
-    run, pipeline, out, *, weights: str = "ema", dtype: str = "bf16", overwrite: bool = False
+    run,
+    pipeline,
+    out,
+    *,
+    weights: str = "ema",
+    dtype: str = "bf16",
+    overwrite: bool = False,
+    int8: bool = False,
 ) -> Path:
     """Write `out`: the teacher pipeline folder `pipeline` plus the student of the distillation run
-    (or checkpoint) `run`; returns `out`."""
+    (or checkpoint) `run`; returns `out`. `int8`: the student's large weights in int8, and the
+    teacher's copy too (unless it already is)."""
     from ..model.diffusers_compat import save_diffusers
+    from ..model.int8 import quantize_folder
     from ..training.checkpoint import load_model, resolve_checkpoint
     from .config import load_distill_config
 
@@ -74,7 +86,9 @@ def export_student(
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(pipeline, tmp, ignore=shutil.ignore_patterns(STUDENT))
-    save_diffusers(student.to(DTYPES[dtype]), tmp / STUDENT / "transformer")
+    save_diffusers(student.to(DTYPES[dtype]), tmp / STUDENT / "transformer", int8=int8)
+    if int8:  # the teacher's copy (and any other transformer folder of the pipeline) too
+        quantize_folder(tmp, skip_int8=True)
     (tmp / STUDENT / GENERATION_FILE).write_text(json.dumps(generation, indent=2) + "\n")
     return publish_folder(tmp, out)
 

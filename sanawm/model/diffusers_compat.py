@@ -3,7 +3,8 @@
 The mapping is lossless: every state-dict key is identical, except the release's `*.recall_gate`
 buffers (a constant zero the forward never reads), which are dropped on load and written back as
 zeros on save. A diffusers folder is `config.json` plus `diffusion_pytorch_model.safetensors`
-(or its sharded form with a `.index.json`).
+(or its sharded form with a `.index.json`). Weights files stored in int8 (`sanawm.model.int8`, a
+header marker) are dequantised on load, into the dtype asked for.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def from_diffusers(
 
     The weights are copied; by default onto the source's device, in the source's dtype."""
     if isinstance(source, (str, Path)):
-        cfg_dict, state = _read_folder(Path(source))
+        cfg_dict, state = _read_folder(Path(source), dtype)
     else:
         cfg_dict, state = dict(source.config), source.state_dict()
     cfg = ModelConfig.from_diffusers_config(cfg_dict)
@@ -49,23 +50,27 @@ def to_diffusers_state_dict(model: SanaWMTransformer) -> dict[str, torch.Tensor]
     return state
 
 
-def save_diffusers(model: SanaWMTransformer, folder: str | Path) -> Path:
-    """Write a folder that `SanaWMTransformer3DModel.from_pretrained` loads."""
+def save_diffusers(model: SanaWMTransformer, folder: str | Path, int8: bool = False) -> Path:
+    """Write a folder that `SanaWMTransformer3DModel.from_pretrained` loads; with `int8`, the large
+    weights in int8 (`sanawm.model.int8`: about half of bf16; then only sanawm's loaders read it)."""
     from safetensors.torch import save_file
+
+    from .int8 import save_int8
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"_class_name": "SanaWMTransformer3DModel", **model.cfg.to_diffusers_config()}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in to_diffusers_state_dict(model).items()},
-        folder / WEIGHTS,
-    )
+    state = {k: v.detach().contiguous().cpu() for k, v in to_diffusers_state_dict(model).items()}
+    if int8:
+        save_int8(state, folder / WEIGHTS)
+    else:
+        save_file(state, folder / WEIGHTS)
     return folder
 
 
-def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors.torch import load_file
+def _read_folder(folder: Path, dtype: torch.dtype | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    from .int8 import load_weights
 
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
@@ -75,11 +80,11 @@ def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     cfg = json.loads(cfg_path.read_text())
     single, index = folder / WEIGHTS, folder / (WEIGHTS + ".index.json")
     if single.is_file():
-        return cfg, load_file(single)
+        return cfg, load_weights(single, dtype)
     if index.is_file():
         state: dict[str, torch.Tensor] = {}
         for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(folder / shard))
+            state.update(load_weights(folder / shard, dtype))
         return cfg, state
     raise FileNotFoundError(
         f"{folder} has neither {WEIGHTS} nor its sharded index; is this a diffusers model folder?"

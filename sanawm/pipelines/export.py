@@ -10,6 +10,9 @@ Layout (diffusers' SANA-WM layout where it applies, so the transformer folder al
     scheduler/     scheduler_config.json    FlowMatchEulerDiscreteScheduler with the training shift
     generation.json                          GenerationConfig defaults: size, sampler, steps, guidance
     (no text_encoder/: the model was trained without text; a NullTextEncoder stands in)
+
+With `int8=True` (`--int8`) the transformer's large weights are stored in int8 (`sanawm.model.int8`):
+about half the size of bf16; sanawm loads it transparently, diffusers' own loader does not.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ def export_pipeline(
     steps: int = 8,
     guidance: float = 1.0,
     overwrite: bool = False,
+    int8: bool = False,
 ) -> Path:
     """Write `out` from a training checkpoint (or run folder) and a VAE folder; returns `out`.
 
     Weights are stored in `dtype` (bf16 halves the size; loading casts to the dtype asked for). The
     generation defaults come from the training config: frame size, chunk layout, KV window, flow
-    shift; the sampler is 'streaming'; `steps` and `guidance` are the caller's choice.
+    shift; the sampler is 'streaming'; `steps` and `guidance` are the caller's choice. `int8`: the
+    transformer's large weights in int8 (norms, biases and other small tensors stay in `dtype`).
     """
     from ..model.diffusers_compat import save_diffusers
     from ..training.checkpoint import load_model, resolve_checkpoint
@@ -83,7 +88,7 @@ def export_pipeline(
     }
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_diffusers(model.to(DTYPES[dtype]), tmp / "transformer")
+    save_diffusers(model.to(DTYPES[dtype]), tmp / "transformer", int8=int8)
     if hasattr(video_vae, "save_pretrained"):  # ours: stored in `dtype`
         video_vae.to(DTYPES[dtype]).save_pretrained(tmp / "vae")
     else:  # a diffusers LTX-2 VAE folder: copied as it is
@@ -96,6 +101,20 @@ def export_pipeline(
     return publish_folder(tmp, out)
 
 
+def weights_report(folder: Path) -> dict:
+    """{relative path: {"megabytes", "int8"}} of every transformer weights file in a pipeline folder."""
+    from ..model.int8 import WEIGHTS, file_is_int8, transformer_folders
+
+    report = {}
+    for d in transformer_folders(folder):
+        f = d / WEIGHTS
+        report[f.relative_to(folder).as_posix()] = {
+            "megabytes": round(f.stat().st_size / 1e6, 2),
+            "int8": file_is_int8(f),
+        }
+    return report
+
+
 def publish_folder(tmp: Path, out: Path) -> Path:
     """Move a fully written folder `tmp` into place as `out` (replacing an old one; same filesystem)."""
     if out.exists():
@@ -105,4 +124,4 @@ def publish_folder(tmp: Path, out: Path) -> Path:
     return out
 
 
-__all__ = ["GENERATION_FILE", "export_pipeline", "publish_folder"]
+__all__ = ["GENERATION_FILE", "export_pipeline", "publish_folder", "weights_report"]

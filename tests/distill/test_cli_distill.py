@@ -146,3 +146,30 @@ def test_every_preset_loads_and_covers_its_curriculum():
         assert cfg.student.timesteps == (1000.0, 960.0, 889.0, 727.0, 0.0), name
         if name.startswith("distill-dmd"):
             assert cfg.data.latent_frames >= max(t for _, t in cfg.dmd.curriculum), name
+
+
+def test_export_int8_stores_student_and_teacher_copy_in_int8(runs, teacher_pipeline, tmp_path, capsys):
+    from sanawm.model.int8 import file_is_int8
+
+    capsys.readouterr()
+    out, base = tmp_path / "m", ["distill", "export", str(runs / "dmd"), f"--pipeline={teacher_pipeline}"]
+    assert main([*base, f"--out={tmp_path / 'plain'}"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*base, f"--out={out}", "--int8"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    files = (
+        "transformer/diffusion_pytorch_model.safetensors",
+        "student/transformer/diffusion_pytorch_model.safetensors",
+    )
+    assert all(report["weights"][f]["int8"] and file_is_int8(out / f) for f in files)
+    assert (
+        report["megabytes"] < plain["megabytes"] and report["student_megabytes"] < plain["student_megabytes"]
+    )
+    assert not file_is_int8(teacher_pipeline / files[0])  # the source folder is untouched
+    student = WorldModelPipeline.from_pretrained(out)
+    teacher = WorldModelPipeline.from_pretrained(out, student=False)
+    assert student.is_student and not teacher.is_student
+    # a teacher folder that is int8 already is copied as it is
+    assert main([*base[:3], f"--pipeline={out}", f"--out={tmp_path / 'again'}", "--int8"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["weights"][files[0]] == report["weights"][files[0]]

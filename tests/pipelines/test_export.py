@@ -49,6 +49,31 @@ def test_export_writes_a_pipeline_that_generates_with_its_defaults(run_and_vae, 
     assert main([*args, "--overwrite"]) == 0
 
 
+def test_export_int8_halves_the_transformer_and_still_generates(run_and_vae, tmp_path, capsys):
+    base = ["export", str(run_and_vae / "run"), f"--vae={run_and_vae / 'vae'}", "--steps=2"]
+    assert main([*base, f"--out={tmp_path / 'bf16'}"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*base, f"--out={tmp_path / 'int8'}", "--int8"]) == 0
+    quant = json.loads(capsys.readouterr().out)
+    key = "transformer/diffusion_pytorch_model.safetensors"
+    assert plain["weights"][key]["int8"] is False and quant["weights"][key]["int8"] is True
+    assert quant["weights"][key]["megabytes"] < 0.7 * plain["weights"][key]["megabytes"]
+    assert quant["megabytes"] < plain["megabytes"]
+    pipe = WorldModelPipeline.from_pretrained(tmp_path / "int8")
+    ref = WorldModelPipeline.from_pretrained(tmp_path / "bf16")
+    assert list(pipe.transformer.state_dict()) == list(ref.transformer.state_dict())
+    cfg = GenerationConfig(num_frames=9, height=64, width=64, mode="streaming", steps=2, guidance=1.0)
+    from PIL import Image
+
+    image = Image.fromarray(torch.rand(64, 64, 3).mul(255).byte().numpy())
+    assert pipe.generate(image, actions="w-9", config=cfg).frames.shape == (9, 64, 64, 3)
+
+    from sanawm.model.int8 import quantize_folder
+
+    with pytest.raises(ValueError, match="int8 already"):
+        quantize_folder(tmp_path / "int8")
+
+
 def test_export_refuses_a_vae_of_other_latent_channels(run_and_vae, tmp_path, capsys):
     SmallVideoVAE(SmallVAEConfig(latent_channels=4, channels=(8, 8, 8, 8))).save_pretrained(tmp_path / "vae4")
     args = ["export", str(run_and_vae / "run"), f"--vae={tmp_path / 'vae4'}", f"--out={tmp_path / 'm'}"]
