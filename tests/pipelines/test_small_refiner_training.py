@@ -145,3 +145,33 @@ def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsy
     args[2] = str(reference_pipeline_folder)
     assert main(args) == 2
     assert "has no refiner/" in capsys.readouterr().err
+
+
+def test_refiner_loss_targets_one_block_with_clean_context():
+    """With a recording model that predicts zeros, the loss is mean(v*²) over the target block only, the
+    inputs are clean targets outside that block and x_τ in it, and the timesteps 1000 τ only there."""
+    from sanawm.refine.train import refiner_loss
+
+    g = torch.Generator().manual_seed(0)
+    B, C, T, H, W = 2, 3, 8, 2, 2
+    batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
+    batch.update(text=torch.zeros(B, 0, 4), text_mask=torch.zeros(B, 0, dtype=torch.bool))
+    seen = {}
+
+    def model(x, t, *args, chunks, kv_window):
+        seen.update(x=x, t=t, chunks=chunks, kv_window=kv_window)
+        return torch.zeros_like(x)
+
+    block, tau = torch.tensor([0, 2]), torch.tensor([0.5, 0.25])
+    chunks = refiner_chunks(T, 3, 1)  # (1, 3, 3, 1): block 0 = frames 1..3, block 2 = frame 7
+    loss = refiner_loss(model, batch, block, tau, sigma_s=0.8, chunks=chunks, kv_window=2)
+    x_tau, v = truncated_flow_inputs(batch["stage1"], batch["latents"], batch["noise"], 0.8, tau)
+    want = (v[0, :, 1:4].square().mean() * 3 + v[1, :, 7:8].square().mean()) / 4
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert torch.equal(seen["x"][0, :, 1:4], x_tau[0, :, 1:4]) and torch.equal(
+        seen["x"][1, :, 7], x_tau[1, :, 7]
+    )
+    assert torch.equal(seen["x"][0, :, 4:], batch["latents"][0, :, 4:])  # clean GT elsewhere
+    assert torch.equal(seen["x"][1, :, :7], batch["latents"][1, :, :7])
+    assert seen["t"].tolist() == [[0, 500, 500, 500, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 250]]
+    assert seen["chunks"] == (1, 3, 3, 1) and seen["kv_window"] == 2
