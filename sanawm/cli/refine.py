@@ -34,11 +34,17 @@ def add_parser(sub) -> None:
 
 
 def run_stage(args) -> dict:
+    from pathlib import Path
+
     from ..refine.train import RefinerTrainer, load_refiner_config
+    from ..training.checkpoint import latest_checkpoint
 
     overrides = [o for o in args.overrides if o != "--resume"]
     resume = args.resume or len(overrides) < len(args.overrides)
-    trainer = RefinerTrainer(load_refiner_config(args.config, overrides), resume=resume)
+    cfg = load_refiner_config(args.config, overrides)
+    if args.stage == "pairs":  # building pairs never trains: a run folder with checkpoints is fine
+        resume = latest_checkpoint(Path(cfg.run.out_dir) / "checkpoints") is not None
+    trainer = RefinerTrainer(cfg, resume=resume)
     if args.stage == "pairs":
         folder = trainer.build()
         return {"pairs": str(folder)}

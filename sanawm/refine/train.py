@@ -149,7 +149,7 @@ def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, 
 class RefinerTrainer(_Distiller):
     """Build (or finish) the pairs, then train the refiner (initialised from the stage-1 network)."""
 
-    name = "refine"
+    command, name = "refine", "train"
 
     def __init__(self, cfg: RefinerConfig, resume: bool = False) -> None:  # noqa: D107 (own setup)
         self.cfg = cfg
@@ -197,7 +197,15 @@ class RefinerTrainer(_Distiller):
             "data": [cfg.data.source, cfg.data.path, list(cfg.data.size)],
         }
         self._say(f"stage-1 rollouts into {folder} ({'student' if pipe.is_student else 'multi-step'})")
-        return build_pairs(
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.pairs.samples, desc="refiner pairs", unit="clip", disable=not cfg.run.progress)
+
+        def report(done, total):
+            bar.n = done
+            bar.refresh()
+
+        folder = build_pairs(
             folder,
             pipe,
             source,
@@ -207,7 +215,10 @@ class RefinerTrainer(_Distiller):
             settings=settings,
             shard_size=cfg.pairs.shard_size,
             batch_size=cfg.pairs.batch_size,
+            progress=report,
         )
+        bar.close()
+        return folder
 
     def dataset(self):
         return PairDataset(self.build())

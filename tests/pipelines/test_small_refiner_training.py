@@ -84,8 +84,10 @@ def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsy
         "--data.size=[128,128]",
         "--data.latent_frames=5",
     ]
-    assert main(["refine", "train", *common, "--run.steps=1"]) == 0
+    assert main(["refine", "pairs", *common]) == 0
     assert (run / "pairs" / "index.json").is_file()
+    assert main(["refine", "train", *common, "--run.steps=1"]) == 0  # reuses the pairs
+    assert main(["refine", "pairs", *common]) == 0  # finished pairs, a run with checkpoints: nothing to do
     assert main(["refine", "train", *common, "--run.steps=2", "--resume"]) == 0
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
