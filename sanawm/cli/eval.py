@@ -48,6 +48,12 @@ def add_parser(sub) -> None:
         action="store_true",
         help="evaluate the multi-step model even when the pipeline folder has a distilled student/",
     )
+    w.add_argument(
+        "--refine",
+        action="store_true",
+        help="also evaluate stage 1 + the pipeline's own refiner (refiner/, `sanawm refine export`) as "
+        "method 'refined', paired with 'model' (same seed)",
+    )
     w.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     w.add_argument("--path-seed", type=int, default=1, help="path seed (default 1; training clips use 0)")
     w.add_argument("--out", type=Path, required=True, help="report JSON to write")
@@ -84,6 +90,11 @@ def run_worlds(args) -> int:
     pipe = WorldModelPipeline.from_pretrained(
         model, dtype=DTYPES[args.dtype], device=args.device, student=False if args.teacher else None
     )
+    if args.refine and pipe.refiner is None:
+        raise ValueError(
+            f"--refine evaluates the pipeline's own refiner, but {model} has no refiner/; write one with "
+            "`sanawm refine export` (recipes/refiner_default.sh)"
+        )
     report = evaluate_worlds(
         pipe,
         range(args.seed_offset, args.seed_offset + args.scenes),
@@ -99,6 +110,7 @@ def run_worlds(args) -> int:
         path_seed=args.path_seed,
         progress=lambda msg: print(msg, file=sys.stderr),
         sheets=args.sheets,
+        refiner=pipe.refiner if args.refine else None,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.save(args.out)

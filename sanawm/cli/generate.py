@@ -48,8 +48,11 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--refine",
         metavar="FOLDER",
-        help="stage-2 refiner: a local diffusers SanaWMLTX2Refiner folder, for models in the LTX-2 latent "
-        "space (streaming: refines each chunk right behind stage 1)",
+        nargs="?",
+        const="",
+        help="stage-2 refiner (streaming: refines each chunk right behind stage 1). Alone: the pipeline's "
+        "own small refiner (its refiner/, `sanawm refine export`); with FOLDER: a local diffusers "
+        "SanaWMLTX2Refiner folder, for models in the LTX-2 latent space",
     )
     p.add_argument(
         "--compile",
@@ -91,7 +94,14 @@ def run(args) -> dict:
     if args.compile:
         pipe.compile()
     refiner = None
-    if args.refine is not None:
+    if args.refine == "":
+        if pipe.refiner is None:
+            raise ValueError(
+                f"--refine without a folder uses the pipeline's own refiner, but {args.model} has no "
+                "refiner/; write one with `sanawm refine export`, or pass --refine LTX2_REFINER_FOLDER"
+            )
+        refiner = pipe.refiner
+    elif args.refine is not None:
         from ..refine import LTX2Refiner
 
         refiner = LTX2Refiner.from_folder(args.refine, device=args.device, dtype=DTYPES[args.dtype])

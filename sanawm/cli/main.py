@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "export",
     "eval",
     "distill",
+    "refine",
     "annotate",
 )
 

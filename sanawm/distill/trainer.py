@@ -52,6 +52,7 @@ class _Distiller:
     """What both stages share: teacher, student (+ EMA, AdamW), checkpoints, metrics, the loop."""
 
     name = "distill"
+    command = "distill"  # the progress bar reads "{command} {name}"
 
     def __init__(self, cfg: DistillConfig, resume: bool = False) -> None:
         self.cfg = cfg
@@ -158,7 +159,7 @@ class _Distiller:
         bar = tqdm(
             total=cfg.run.steps,
             initial=self.step,
-            desc=f"distill {self.name}",
+            desc=f"{self.command} {self.name}",
             unit="step",
             dynamic_ncols=True,
             disable=not cfg.run.progress,

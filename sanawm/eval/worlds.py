@@ -13,7 +13,9 @@ network sees exactly the render's cameras) to three methods:
 - "model": `pipe.generate` along the path;
 - "no_camera": the same sampler, noise and text with the camera and Plücker inputs removed from every
   guidance branch (`pipe.generate(..., drop_camera=True)`): what the network makes of the first frame alone;
-- "repeat_first": frame 0 repeated.
+- "repeat_first": frame 0 repeated;
+- "refined" (with `refiner=`, e.g. the pipeline's own `pipe.refiner`): "model" followed by stage 2, with
+  the same config and seed, so stage 1 is the very same rollout and refined vs model is paired.
 
 Metrics, per method (`sanawm.eval.image_metrics`):
 - per-frame PSNR / SSIM against the ground truth (kept in the JSON, for PSNR-vs-time plots);
@@ -23,7 +25,9 @@ Metrics, per method (`sanawm.eval.image_metrics`):
 - revisit consistency, for paths whose poses repeat (revisit paths: pose[F − 1 − i] == pose[i]): PSNR /
   SSIM between the frame on the way back (F − 1 − i) and the frame on the way out (i) of the same method,
   over every such pair i < F − 1 − i. The ground truth's own value is the ceiling (renders are exact, so
-  +inf / 1.0); "repeat_first" is trivially perfect here and only the other two are informative.
+  +inf / 1.0); "repeat_first" is trivially perfect here and only the other two are informative;
+- drift (clips of at least 2 × `DRIFT_SECONDS` = 20 s): PSNR of the first 10 s (frames 0 < t <= 10) minus
+  PSNR of the last 10 s (t >= end − 10), both pooled over frames like the horizons; smaller is better.
 
 Held-out seeds: training renders use scene seeds from 0 (`sanawm world render --seed 0`) and path seed
 0; evaluation scenes start at `HELD_OUT_SEED_OFFSET` = 1_000_000 (`sanawm eval worlds --seed-offset`) and
@@ -49,7 +53,8 @@ from .image_metrics import psnr, ssim
 HELD_OUT_SEED_OFFSET = 1_000_000
 DEFAULT_KINDS = ("walk", "revisit")
 DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
-METHODS = ("model", "no_camera", "repeat_first")
+METHODS = ("model", "no_camera", "repeat_first", "refined")  # table order; "refined" only with a refiner
+DRIFT_SECONDS = 10.0
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -97,6 +102,7 @@ class MethodResult:
     ssim: np.ndarray  # (F,)
     horizons: dict[float, Scores]
     revisit: Scores | None
+    drift: float | None = None  # dB, PSNR(first 10 s) − PSNR(last 10 s); None for clips under 20 s
 
     def to_json(self) -> dict:
         return {
@@ -104,6 +110,7 @@ class MethodResult:
             "ssim_per_frame": [float(x) for x in self.ssim],
             "horizons": {f"{h:g}": s.to_json() for h, s in self.horizons.items()},
             "revisit": None if self.revisit is None else self.revisit.to_json(),
+            "drift": None if self.drift is None else _finite(self.drift),
         }
 
 
@@ -124,7 +131,13 @@ def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
     if pairs:
         out, back = [i for i, _ in pairs], [j for _, j in pairs]
         revisit = window_scores(frames[back], frames[out])
-    return MethodResult(per_psnr, per_ssim, by_h, revisit)
+    drift = None
+    if clip >= 2 * DRIFT_SECONDS - 1e-9:
+        t = np.arange(len(truth)) / fps
+        early = per_mse[(t > 0) & (t <= DRIFT_SECONDS + 1e-9)].mean()
+        late = per_mse[t >= clip - DRIFT_SECONDS - 1e-9].mean()
+        drift = _psnr_of_mse(float(early)) - _psnr_of_mse(float(late))
+    return MethodResult(per_psnr, per_ssim, by_h, revisit, drift)
 
 
 # ---- the report -----------------------------------------------------------------------------------
@@ -165,10 +178,23 @@ class WorldsReport:
     settings: dict
     scenes: list[SceneResult]
 
+    def methods(self) -> list[str]:
+        """The methods every scene has, in `METHODS` order."""
+        return [m for m in METHODS if self.scenes and all(m in s.methods for s in self.scenes)]
+
+    def drift_table(self) -> dict[str, float]:
+        """method -> mean drift (dB) over the scenes; empty for clips under 20 s."""
+        out = {}
+        for m in self.methods():
+            got = [s.methods[m].drift for s in self.scenes if s.methods[m].drift is not None]
+            if got:
+                out[m] = float(np.mean(got))
+        return out
+
     def horizon_table(self) -> dict[str, dict[float, Scores]]:
         """method -> horizon -> mean scores over the scenes long enough for that horizon."""
         table: dict[str, dict[float, Scores]] = {}
-        for m in METHODS:
+        for m in self.methods():
             rows = [s.methods[m].horizons for s in self.scenes]
             hs = sorted({h for r in rows for h in r})
             table[m] = {h: _mean_scores([r[h] for r in rows if h in r]) for h in hs}
@@ -177,7 +203,7 @@ class WorldsReport:
     def revisit_table(self) -> dict[str, Scores]:
         """method (and "ground_truth", the ceiling) -> mean revisit consistency over revisit scenes."""
         out = {}
-        for m in METHODS:
+        for m in self.methods():
             got = [s.methods[m].revisit for s in self.scenes if s.methods[m].revisit is not None]
             if got:
                 out[m] = _mean_scores(got)
@@ -194,6 +220,7 @@ class WorldsReport:
                 m: {f"{h:g}": s.to_json() for h, s in row.items()} for m, row in self.horizon_table().items()
             },
             "revisit": {m: s.to_json() for m, s in self.revisit_table().items()},
+            "drift": {m: _finite(d) for m, d in self.drift_table().items()},
             "scenes": [s.to_json() for s in self.scenes],
         }
 
@@ -227,6 +254,17 @@ class WorldsReport:
             ]
             for m, s in revisit.items():
                 lines.append(f"| {m} | {_fmt_db(s.psnr)} | {s.ssim:.3f} | {s.count} |")
+        drift = self.drift_table()
+        if drift:
+            lines += [
+                "",
+                f"Drift: PSNR of the first {DRIFT_SECONDS:g} s minus PSNR of the last {DRIFT_SECONDS:g} s "
+                "(dB, smaller is better):",
+                "",
+                "| method | drift (dB) |",
+                "| --- | --- |",
+            ]
+            lines += [f"| {m} | {_fmt_db(d)} |" for m, d in drift.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -267,6 +305,7 @@ def evaluate_worlds(
     prompt: str | None = None,
     progress=None,
     sheets=None,
+    refiner=None,
 ) -> WorldsReport:
     """Evaluate `pipe` on held-out scenes (see the module docstring).
 
@@ -282,6 +321,7 @@ def evaluate_worlds(
         progress: optional callable(message: str), called once per scene.
         sheets: a folder for one comparison sheet per scene (`comparison_sheet`: truth, model and
             no_camera frames side by side at 8 times), or None.
+        refiner: a stage-2 refiner (e.g. `pipe.refiner`): adds the method "refined" (same seed as "model").
     """
     h, w = parse_size(size)
     seeds = [int(s) for s in scene_seeds]
@@ -329,9 +369,16 @@ def evaluate_worlds(
             "no_camera": no_cam.frames,
             "repeat_first": np.repeat(truth[:1], n, 0),
         }
+        if refiner is not None:
+            t0 = time.perf_counter()
+            refined = pipe.generate(first, text, trajectory=traj, config=cfg, refiner=refiner)
+            timings["refined"] = time.perf_counter() - t0
+            frames["refined"] = refined.frames
         methods = {m: score_method(f, truth, fps, horizons, pairs) for m, f in frames.items()}
         if sheets is not None:
             rows = {"ground truth": truth, "model": result.frames, "no camera": no_cam.frames}
+            if refiner is not None:
+                rows["refined"] = frames["refined"]
             title = f"scene {scene_seed} ({scene.kind}, {path.kind} path), held out"
             comparison_sheet(rows, fps, Path(sheets) / f"scene_{scene_seed}.png", title=title)
         gt_revisit = score_method(truth, truth, fps, (), pairs).revisit
@@ -365,6 +412,7 @@ def evaluate_worlds(
         "path_seed": path_seed,
         "fov_deg": fov_deg,
         "prompt": "scene caption" if prompt is None else prompt,
+        "refiner": None if refiner is None else type(refiner).__name__,
     }
     return WorldsReport(settings, results)
 
@@ -408,7 +456,7 @@ def plot_psnr_over_time(report: dict, path, title: str = "") -> Path:
 
     fps = report["settings"]["fps"]
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
-    for m in METHODS:
+    for m in [m for m in METHODS if all(m in s["methods"] for s in report["scenes"])]:
         curves = [s["methods"][m]["psnr_per_frame"] for s in report["scenes"]]
         mse = np.array([[0.0 if v is None else 255.0**2 / 10 ** (v / 10) for v in c] for c in curves])
         t = np.arange(mse.shape[1]) / fps

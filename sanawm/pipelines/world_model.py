@@ -102,6 +102,7 @@ class WorldModelPipeline:
         self.scheduler_config = scheduler_config or {}
         self.generation_defaults: dict = {}
         self.is_student = False  # a distilled few-step student (a pipeline folder's student/)
+        self.refiner = None  # the folder's own stage-2 refiner (refiner/, `sanawm refine export`)
 
     @property
     def device(self) -> torch.device:
@@ -118,7 +119,9 @@ class WorldModelPipeline:
         A `generation.json` beside them (written by `sanawm export`) sets `generation_defaults`.
         A distilled few-step student in `student/` (transformer/ + generation.json, written by `sanawm
         distill export`) is loaded instead of the teacher when present (`student=None`), always
-        (`True`; an error without one) or never (`False`). Nothing is downloaded."""
+        (`True`; an error without one) or never (`False`). A small stage-2 refiner in `refiner/`
+        (`sanawm refine export`) is loaded as `pipe.refiner` (pass it as `generate(refiner=...)`).
+        Nothing is downloaded."""
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder {folder} does not exist")
@@ -151,6 +154,12 @@ class WorldModelPipeline:
                 raw = json.loads(defaults.read_text())
                 pipe.generation_defaults.update({k: v for k, v in raw.items() if k in known})
         pipe.is_student = use_student
+        if (folder / "refiner" / "transformer" / "config.json").is_file():
+            from ..refine.small import SmallRefiner
+
+            pipe.refiner = SmallRefiner.from_folder(
+                folder / "refiner", text_encoder=text, device=device, dtype=dtype
+            )
         return pipe
 
     def compile(self, mode: str | None = None) -> WorldModelPipeline:
@@ -230,15 +239,19 @@ class WorldModelPipeline:
         `config` None: the model's defaults (`generation_config()`). `drop_camera` removes the camera
         inputs from every guidance branch (an evaluation baseline).
 
-        `refiner`: a stage-2 refiner (`sanawm.refine`, e.g. `LTX2Refiner.from_folder(...)`) working in this
-        model's latent space. In streaming mode it refines each chunk right behind stage 1 (a
+        `refiner`: a stage-2 refiner (`sanawm.refine`: this folder's own `pipe.refiner`, or e.g.
+        `LTX2Refiner.from_folder(...)`) working in this model's latent space; camera-conditioned
+        refiners get each block's camera inputs (none with `drop_camera`). In streaming mode it
+        refines each chunk right behind stage 1 (a
         `RefinerStream`: memory stays constant in video length); otherwise the whole clip after it. The
         first latent frame is the refiner's sink, so the conditioning image is kept. Its re-noising is
         seeded by `config.seed + 2`. `GenerationResult.latents` are then the refined latents."""
         cfg = config if config is not None else self.generation_config()
         if refiner is not None:  # before any work: a refiner of another latent space cannot run
-            channels = getattr(getattr(refiner, "transformer", None), "config", None)
-            channels = getattr(channels, "in_channels", None)
+            channels = getattr(refiner, "latent_channels", None)
+            if channels is None:
+                channels = getattr(getattr(refiner, "transformer", None), "config", None)
+                channels = getattr(channels, "in_channels", None)
             if channels is not None and channels != self.transformer.cfg.in_channels:
                 raise ValueError(
                     f"the refiner works on {channels}-channel latents but this model's are "
@@ -247,18 +260,30 @@ class WorldModelPipeline:
         img_size = _image_size(image)
         path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
         pixels, path = self.prepare_image(image, path, cfg)
-        stream, refined = None, []
+        stream, refined, cams, done = None, [], None, [0]
         if refiner is not None:
             g = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+            if not drop_camera:
+                from ..refine.base import RefinerCameras
+
+                cams = RefinerCameras(*self.camera_inputs(path))
             if cfg.mode == "streaming":
                 stream = refiner.stream(prompt, fps=cfg.fps, generator=g)
-        hook = None if stream is None else (lambda i, x: refined.append(stream.push(x)))
-        latents = self.sample_latents(pixels, path, prompt, cfg, progress, drop_camera, chunk_hook=hook)
+
+        def hook(i, x):  # stage 2 right behind stage 1: push each finished chunk with its cameras
+            n = x.shape[2]
+            chunk_cams = None if cams is None else cams.frames(done[0], done[0] + n)
+            done[0] += n
+            refined.append(stream.push(x, chunk_cams))
+
+        latents = self.sample_latents(
+            pixels, path, prompt, cfg, progress, drop_camera, chunk_hook=None if stream is None else hook
+        )
         if stream is not None:
             refined.append(stream.finish())
             latents = torch.cat(refined, 2)
         elif refiner is not None:
-            latents = refiner.refine(latents, prompt, fps=cfg.fps, generator=g)
+            latents = refiner.refine(latents, prompt, fps=cfg.fps, generator=g, cameras=cams)
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
         return GenerationResult(to_uint8_frames(video), path, latents)
 
@@ -293,6 +318,12 @@ class WorldModelPipeline:
         state = initial_state(self, pixels, start.intrinsics[0], prompt, cfg, speeds, decode_context)
         return WorldSession(self, state)
 
+    def camera_inputs(self, path: Trajectory) -> tuple[torch.Tensor, torch.Tensor]:
+        """camera (1, T, 20) and plucker (1, 48, T, h, w) of a prepared path (network device and dtype)."""
+        dtype = next(self.transformer.parameters()).dtype
+        cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(self.device, dtype)
+        return cam.batched()
+
     def sample_latents(
         self,
         pixels,
@@ -308,16 +339,49 @@ class WorldModelPipeline:
         `chunk_hook(index, latents)` sees every finished chunk of the chunk-wise modes."""
         device, dtype = self.device, next(self.transformer.parameters()).dtype
         first = self.vae.encode(pixels[:, :, None].to(device, self.vae.dtype)).to(dtype)
-        cam = latent_camera_inputs(path.c2w, path.intrinsics, path.image_size).to(device, dtype)
-        camera, plucker = cam.batched()
+        camera, plucker = self.camera_inputs(path)
         text, mask = self.text_encoder.encode([prompt])
-        neg, neg_mask = self.text_encoder.encode_negative([cfg.negative_prompt])
         T = camera.shape[1]
         if drop_camera:
             camera, plucker = None, None
+        return self.sample_conditioned(
+            first, camera, plucker, text, mask, cfg, [cfg.seed], T, progress, chunk_hook
+        )
+
+    def sample_conditioned(
+        self,
+        first: torch.Tensor,
+        camera: torch.Tensor | None,
+        plucker: torch.Tensor | None,
+        text: torch.Tensor,
+        mask: torch.Tensor,
+        cfg: GenerationConfig,
+        seeds: list[int],
+        num_latent_frames: int,
+        progress=None,
+        chunk_hook=None,
+    ) -> torch.Tensor:
+        """Stage-1 latents (B, C, T, h, w) of a batch from encoded inputs: first latent frames
+        (B, C, 1, h, w),
+        camera (B, T, 20) / plucker (B, 48, T, h, w) or None, text (B, L, D) with mask (B, L), and one seed
+        per clip. Clip b is exactly what `sample_latents` gives with `cfg.seed = seeds[b]` (its noise and
+        re-noising come from its own seeded generators)."""
+        device, dtype = self.device, next(self.transformer.parameters()).dtype
+        B, T = first.shape[0], num_latent_frames
+        if len(seeds) != B:
+            raise ValueError(f"give one seed per clip: {len(seeds)} seeds for a batch of {B}")
+        first = first.to(device, dtype)
+        neg, neg_mask = self.text_encoder.encode_negative([cfg.negative_prompt] * B)
         cond = Conditions(text.to(device, dtype), mask.to(device), camera, plucker)
-        g = torch.Generator(device=device).manual_seed(cfg.seed)
-        noise = torch.randn(1, first.shape[1], T, *first.shape[-2:], generator=g, device=device, dtype=dtype)
+        shape = (1, first.shape[1], T, *first.shape[-2:])
+        noise = torch.cat(
+            [
+                torch.randn(
+                    shape, generator=torch.Generator(device=device).manual_seed(s), device=device, dtype=dtype
+                )
+                for s in seeds
+            ]
+        )
         guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)
         neg, neg_mask = neg.to(device, dtype), neg_mask.to(device)
         if cfg.mode == "bidirectional":
@@ -338,17 +402,22 @@ class WorldModelPipeline:
             if progress is not None:
                 progress(i + 1, len(chunks))
 
-        renoise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        renoise_gens = [torch.Generator(device=device).manual_seed(s + 1) for s in seeds]
 
         def renoise(i, step):
-            return torch.randn(
-                1,
-                first.shape[1],
-                chunks[i],
-                *first.shape[-2:],
-                generator=renoise_gen,
-                device=device,
-                dtype=dtype,
+            return torch.cat(
+                [
+                    torch.randn(
+                        1,
+                        first.shape[1],
+                        chunks[i],
+                        *first.shape[-2:],
+                        generator=g,
+                        device=device,
+                        dtype=dtype,
+                    )
+                    for g in renoise_gens
+                ]
             )
 
         return sample_chunked(

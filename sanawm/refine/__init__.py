@@ -5,11 +5,22 @@ denoise them chunk-causally in 3 Euler steps, behind a clean sink frame with a b
   on it, `refine_clip` (whole clip) and `RefinerStream` (chunk by chunk, constant memory).
 - `ltx2`: the released backend, diffusers' LTX-2 refiner transformer under our chunk-causal loop.
 - `lora`: LoRA fine-tuning of that backend (peft) with the truncated-σ objective; `load_lora` for inference.
+- `small`: our own backend, the stage-1 network (`SanaWMTransformer`) fine-tuned as a refiner; `pairs`
+  builds its training pairs, `train` trains it, `export` writes it into a pipeline folder's refiner/.
 """
 
-from .base import RELEASE_SIGMAS, BlockRefiner, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
+from .base import (
+    RELEASE_SIGMAS,
+    BlockRefiner,
+    RefinerCameras,
+    RefinerPrompt,
+    RefinerSchedule,
+    RefinerStream,
+    refine_clip,
+)
 from .ltx2 import LTX2Refiner, LTX2RefinerState
 from .ltx2_text import LTX2PromptEncoder
+from .small import SmallRefiner, SmallRefinerState, small_schedule
 
 __all__ = [
     "RELEASE_SIGMAS",
@@ -17,8 +28,12 @@ __all__ = [
     "LTX2PromptEncoder",
     "LTX2Refiner",
     "LTX2RefinerState",
+    "RefinerCameras",
     "RefinerPrompt",
     "RefinerSchedule",
     "RefinerStream",
+    "SmallRefiner",
+    "SmallRefinerState",
     "refine_clip",
+    "small_schedule",
 ]

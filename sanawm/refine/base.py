@@ -6,6 +6,9 @@ each block is re-noised to σ_s = sigmas[0] (x = (1 - σ_s)·z + σ_s·ε, one �
 Euler steps over `sigmas`, attending to the sink plus up to `kv_max_frames - sink_size` already refined
 frames. A backend is a `BlockRefiner` (begin with the sink, then refine one block at a time); whole
 clips and streams are both driven from that, so they give the same latents.
+
+Camera-conditioned backends (our `SmallRefiner`) also take each block's camera inputs, a
+`RefinerCameras` sliced to the block's frames; backends without camera input (LTX-2) ignore them.
 """
 
 from __future__ import annotations
@@ -64,6 +67,39 @@ class RefinerPrompt:
     mask: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class RefinerCameras:
+    """Camera inputs of some latent frames, as the stage-1 network takes them: camera (B, F, 20) (UCPE
+    poses relative to frame 0, `sanawm.cameras.latent_camera_inputs`) and plucker (B, 48, F, H, W)."""
+
+    camera: torch.Tensor
+    plucker: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.camera.ndim != 3 or self.plucker.ndim != 5 or self.camera.shape[1] != self.plucker.shape[2]:
+            raise ValueError(
+                f"refiner cameras must be camera (B, F, 20) and plucker (B, 48, F, H, W) over the same F "
+                f"frames; got {tuple(self.camera.shape)} and {tuple(self.plucker.shape)}"
+            )
+
+    @property
+    def num_frames(self) -> int:
+        return self.camera.shape[1]
+
+    def frames(self, start: int, stop: int) -> RefinerCameras:
+        return RefinerCameras(self.camera[:, start:stop], self.plucker[:, :, start:stop])
+
+    @staticmethod
+    def cat(parts: list[RefinerCameras]) -> RefinerCameras:
+        return RefinerCameras(
+            torch.cat([p.camera for p in parts], 1), torch.cat([p.plucker for p in parts], 2)
+        )
+
+
+def _camera_frames(cameras: RefinerCameras | None, start: int, stop: int) -> RefinerCameras | None:
+    return None if cameras is None else cameras.frames(start, stop)
+
+
 StateT = TypeVar("StateT")
 
 
@@ -73,14 +109,27 @@ class BlockRefiner(Protocol[StateT]):
     `begin` reads the sink frames (B, C, sink_size, H, W) and returns the backend's explicit state (its KV
     cache and frame counters); `refine_block` refines the next block of stage-1 frames (B, C, n, H, W),
     n <= block_size, in place of the state, and returns the refined block with the same shape.
+    `cameras` are the camera inputs of exactly those frames (None: the backend's camera-free branch).
     """
 
     schedule: RefinerSchedule
 
-    def begin(self, sink: torch.Tensor, prompt: RefinerPrompt, *, fps: float) -> StateT: ...
+    def begin(
+        self,
+        sink: torch.Tensor,
+        prompt: RefinerPrompt,
+        *,
+        fps: float,
+        cameras: RefinerCameras | None = None,
+    ) -> StateT: ...
 
     def refine_block(
-        self, state: StateT, block: torch.Tensor, *, generator: torch.Generator | None = None
+        self,
+        state: StateT,
+        block: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        cameras: RefinerCameras | None = None,
     ) -> torch.Tensor: ...
 
 
@@ -91,10 +140,12 @@ def refine_clip(
     *,
     fps: float,
     generator: torch.Generator | None = None,
+    cameras: RefinerCameras | None = None,
 ) -> torch.Tensor:
     """Whole-clip chunk-causal refinement of stage-1 latents (B, C, F, H, W) -> refined latents, same shape.
 
     The first `sink_size` frames come back unchanged; noise is drawn from `generator` block by block.
+    `cameras`: camera inputs of all F frames, handed to the backend block by block.
     """
     sink_size, block_size = refiner.schedule.sink_size, refiner.schedule.block_size
     if latents.ndim != 5:
@@ -105,11 +156,23 @@ def refine_clip(
             f"stage-1 latents have {num_frames} latent frames but the refiner keeps {sink_size} as its sink; "
             "give it at least one more frame to refine"
         )
-    state = refiner.begin(latents[:, :, :sink_size], prompt, fps=fps)
+    if cameras is not None and cameras.num_frames != num_frames:
+        raise ValueError(
+            f"the cameras cover {cameras.num_frames} latent frames but the stage-1 latents have {num_frames}"
+        )
+    state = refiner.begin(
+        latents[:, :, :sink_size], prompt, fps=fps, cameras=_camera_frames(cameras, 0, sink_size)
+    )
     out = [latents[:, :, :sink_size]]
     for start in range(sink_size, num_frames, block_size):
+        stop = start + block_size
         out.append(
-            refiner.refine_block(state, latents[:, :, start : start + block_size], generator=generator)
+            refiner.refine_block(
+                state,
+                latents[:, :, start:stop],
+                generator=generator,
+                cameras=_camera_frames(cameras, start, stop),
+            )
         )
     return torch.cat([o.to(out[-1]) for o in out], dim=2)
 
@@ -137,34 +200,58 @@ class RefinerStream(Generic[StateT]):
         self.generator = generator
         self.state: StateT | None = None
         self.pending: torch.Tensor | None = None
+        self.pending_cameras: RefinerCameras | None = None
         self.frames_in = 0
         self.frames_out = 0
         self.finished = False
 
-    def push(self, frames: torch.Tensor) -> torch.Tensor:
-        """Add stage-1 latent frames (B, C, n, H, W); return the newly final refined ones (B, C, m, H, W)."""
+    def push(self, frames: torch.Tensor, cameras: RefinerCameras | None = None) -> torch.Tensor:
+        """Add stage-1 latent frames (B, C, n, H, W) (and their camera inputs, for camera-conditioned
+        backends: give them with every push or never); return the newly final refined ones (B, C, m, H, W)."""
         if self.finished:
             raise RuntimeError("this refiner stream is finished; start a new one with refiner.stream(...)")
         if frames.ndim != 5:
             raise ValueError(
                 f"pushed stage-1 latents must be (B, C, n, H, W); got shape {tuple(frames.shape)}"
             )
+        if cameras is not None and cameras.num_frames != frames.shape[2]:
+            raise ValueError(
+                f"pushed {frames.shape[2]} latent frames with cameras for {cameras.num_frames}; give the "
+                "camera inputs of exactly the pushed frames"
+            )
+        if self.frames_in > 0 and (cameras is None) != (self.pending_cameras is None):
+            raise ValueError("give cameras with every push of a stream or with none")
         self.frames_in += frames.shape[2]
         self.pending = frames if self.pending is None else torch.cat([self.pending, frames], dim=2)
+        if cameras is not None:
+            have = self.pending_cameras
+            self.pending_cameras = cameras if have is None else RefinerCameras.cat([have, cameras])
         sched = self.refiner.schedule
         out: list[torch.Tensor] = []
         if self.state is None:
             if self.pending.shape[2] < sched.sink_size:
                 return self.pending[:, :, :0]
             sink = self.pending[:, :, : sched.sink_size]
-            self.state = self.refiner.begin(sink, self.prompt, fps=self.fps)
+            self.state = self.refiner.begin(
+                sink, self.prompt, fps=self.fps, cameras=self._take_cameras(sched.sink_size)
+            )
             out.append(sink)
             self.pending = self.pending[:, :, sched.sink_size :]
         while self.pending.shape[2] >= sched.block_size:
             block = self.pending[:, :, : sched.block_size]
             self.pending = self.pending[:, :, sched.block_size :]
-            out.append(self.refiner.refine_block(self.state, block, generator=self.generator))
+            cams = self._take_cameras(sched.block_size)
+            out.append(self.refiner.refine_block(self.state, block, generator=self.generator, cameras=cams))
         return self._emit(out, like=frames)
+
+    def _take_cameras(self, n: int) -> RefinerCameras | None:
+        """The camera inputs of the next `n` pending frames, removed from the queue (which stays
+        non-None, possibly empty, so later pushes keep the with-cameras contract)."""
+        cams = self.pending_cameras
+        if cams is None:
+            return None
+        self.pending_cameras = cams.frames(n, cams.num_frames)
+        return cams.frames(0, n)
 
     def finish(self) -> torch.Tensor:
         """Refine whatever is still pending (a block shorter than `block_size`) and close the stream."""
@@ -184,7 +271,8 @@ class RefinerStream(Generic[StateT]):
         like, self.pending = self.pending, None
         out: list[torch.Tensor] = []
         if like.shape[2] > 0:
-            out.append(self.refiner.refine_block(self.state, like, generator=self.generator))
+            cams = self._take_cameras(like.shape[2])
+            out.append(self.refiner.refine_block(self.state, like, generator=self.generator, cameras=cams))
         return self._emit(out, like=like)
 
     def _emit(self, out: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from diffusers import SanaWMLTX2RefinerTransformer3DModel
 from diffusers.models.transformers.transformer_sana_wm_refiner import SanaWMRefinerKVCache
 from diffusers.pipelines.sana_wm.refiner import _pack_latents, _unpack_latents
 
-from .base import RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
+from .base import RefinerCameras, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
 from .ltx2_text import LTX2PromptEncoder
 
 
@@ -111,8 +111,10 @@ class LTX2Refiner:
         *,
         fps: float,
         generator: torch.Generator | None = None,
+        cameras: RefinerCameras | None = None,
     ) -> torch.Tensor:
-        """Stage-1 latents (B, C, F, H, W) -> refined latents (B, C, F, H, W) in the transformer's dtype."""
+        """Stage-1 latents (B, C, F, H, W) -> refined latents (B, C, F, H, W) in the transformer's dtype.
+        `cameras` are accepted for the common interface and ignored: the LTX-2 refiner has no camera input."""
         return refine_clip(self, latents, self._prompt(prompt), fps=fps, generator=generator)
 
     def stream(
@@ -123,8 +125,16 @@ class LTX2Refiner:
     # ------------------------------------------------------------------ BlockRefiner
 
     @torch.no_grad()
-    def begin(self, sink: torch.Tensor, prompt: RefinerPrompt, *, fps: float) -> LTX2RefinerState:
-        """Record the sink frames' pre-RoPE K/V (one σ = 0 pass over the raw stage-1 sink, no prefix)."""
+    def begin(
+        self,
+        sink: torch.Tensor,
+        prompt: RefinerPrompt,
+        *,
+        fps: float,
+        cameras: RefinerCameras | None = None,
+    ) -> LTX2RefinerState:
+        """Record the sink frames' pre-RoPE K/V (one σ = 0 pass over the raw stage-1 sink, no prefix).
+        `cameras` are ignored (no camera input)."""
         self._check_latents(sink)
         if sink.shape[2] != self.schedule.sink_size:
             raise ValueError(
@@ -147,7 +157,12 @@ class LTX2Refiner:
 
     @torch.no_grad()
     def refine_block(
-        self, state: LTX2RefinerState, block: torch.Tensor, *, generator: torch.Generator | None = None
+        self,
+        state: LTX2RefinerState,
+        block: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        cameras: RefinerCameras | None = None,
     ) -> torch.Tensor:
         """Refine the next block (B, C, n, H, W), n <= block_size, of stage-1 latents; advance `state`."""
         self._check_latents(block)

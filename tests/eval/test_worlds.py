@@ -19,6 +19,8 @@ from sanawm.eval.worlds import (
 )
 from sanawm.pipelines import GenerationConfig, WorldModelPipeline
 
+BASELINES = set(METHODS) - {"refined"}  # "refined" only with a refiner
+
 
 def test_cli_refuses_a_missing_model_folder(capsys, tmp_path):
     argv = ["eval", "worlds", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.json")]
@@ -49,6 +51,17 @@ def test_score_method_windows_and_revisit():
     assert r.horizons[0.25].psnr == math.inf and r.horizons[0.25].count == 4
     assert r.horizons[1.0].count == 16 and math.isfinite(r.horizons[1.0].psnr)
     assert r.psnr[0] == math.inf and r.revisit.count == 2
+
+
+def test_drift_is_early_minus_late_psnr():
+    truth = np.zeros((21, 12, 12, 3), dtype=np.uint8)  # 20 s at 1 fps
+    frames = truth.copy()
+    frames[1:11] = 1  # first 10 s: MSE 1 -> 48.13 dB
+    frames[11:] = 10  # t >= 10 s (frames 10..20): MSE (1 + 10 * 100) / 11
+    r = score_method(frames, truth, 1.0, (), [])
+    late = 10 * math.log10(255.0**2 / ((1 + 10 * 100) / 11))
+    assert r.drift == pytest.approx(10 * math.log10(255.0**2) - late)
+    assert score_method(frames[:20], truth[:20], 1.0, (), []).drift is None  # 19 s: no drift
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +107,7 @@ def test_evaluate_worlds_end_to_end(pipe):
     assert [s.path_kind for s in report.scenes] == ["walk", "revisit"]
     for scene in report.scenes:
         assert scene.frames == 17
-        assert set(scene.methods) == set(METHODS)
+        assert set(scene.methods) == BASELINES
         for result in scene.methods.values():
             assert result.psnr.shape == result.ssim.shape == (17,)
             assert set(result.horizons) == {1.0}  # 5 s and longer are past the clip
@@ -112,8 +125,8 @@ def test_evaluate_worlds_end_to_end(pipe):
     assert not np.array_equal(walk.methods["model"].psnr, walk.methods["no_camera"].psnr)
 
     table = report.horizon_table()
-    assert set(table) == set(METHODS) and set(table["model"]) == {1.0}
-    assert set(report.revisit_table()) == {*METHODS, "ground_truth"}
+    assert set(table) == BASELINES and set(table["model"]) == {1.0}
+    assert set(report.revisit_table()) == {*BASELINES, "ground_truth"}
     md = report.to_markdown()
     assert "| model |" in md and "| no_camera |" in md and "| repeat_first |" in md and "1 s" in md
     assert "Revisit consistency" in md
@@ -166,8 +179,35 @@ def test_evaluation_samples_as_generate_does(pipe):
         report = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",))
         s = report.to_json()["settings"]
         assert (s["shift"], s["guidance"], s["timesteps"], s["steps"]) == (3.0, 1.0, [1000, 500, 0], None)
-        s = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",), steps=1).to_json()["settings"]
+        s = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",), steps=1).to_json()[
+            "settings"
+        ]
         assert (s["steps"], s["timesteps"], s["shift"]) == (1, None, 3.0)
     finally:
         p.generation_defaults.clear()
         p.generation_defaults.update(saved)
+
+
+def test_cli_refine_adds_paired_refined_method_and_drift(pipe, tmp_path, capsys):
+    import shutil
+
+    from sanawm.model.diffusers_compat import save_diffusers
+
+    folder, p = pipe
+    with_refiner = tmp_path / "pipeline"
+    shutil.copytree(folder, with_refiner)
+    save_diffusers(p.transformer, with_refiner / "refiner" / "transformer")  # a refiner = stage-1 weights
+    (with_refiner / "refiner" / "refiner.json").write_text(json.dumps({"block_size": 3, "kv_window": 2}))
+    out = tmp_path / "report.json"
+    argv = ["eval", "worlds", "--model", str(with_refiner), "--scenes", "1", "--seconds", "1", "--fps", "16"]
+    argv += ["--size", "64", "--steps", "1", "--guidance", "1", "--kinds", "walk", "--out", str(out)]
+    assert main([*argv, "--refine"]) == 0
+    printed = capsys.readouterr().out
+    assert "| refined |" in printed
+    data = json.loads(out.read_text())
+    methods = data["scenes"][0]["methods"]
+    assert set(methods) == set(METHODS) and data["settings"]["refiner"] == "SmallRefiner"
+    assert methods["refined"]["psnr_per_frame"][1:] != methods["model"]["psnr_per_frame"][1:]
+    assert methods["model"]["drift"] is None and data["drift"] == {}  # a 1 s clip has no drift
+    assert main([*argv[:3], str(folder), *argv[4:], "--refine"]) == 2
+    assert "has no refiner/" in capsys.readouterr().err

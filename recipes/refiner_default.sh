@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Train the small stage-2 refiner of the shipped default model (README, Refiner): procedural world clips ->
+# a latent cache (ground truth + cameras) -> stage-1 rollouts of the pipeline (pairs) -> truncated-σ flow
+# matching from the stage-1 weights -> WORK/pipeline (the pipeline folder plus refiner/) -> a 60 s
+# evaluation of stage 1 against stage 1 + refiner on held-out worlds (WORK/eval60_refine.json).
+#
+#   recipes/refiner_default.sh WORK [--smoke] [--pipeline PIPELINE]
+#
+# Every stage writes under WORK and is skipped when its output is complete; training is time-boxed
+# (run.time_limit_minutes) and resumes from its checkpoints, so a rerun continues. --smoke runs the same
+# chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
+# --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
+# folder with a distilled student/ is rolled out with the student, its own default sampler).
+#
+# Seeds: training clips 30000..; `sanawm eval worlds` uses 1000000.., so nothing evaluated was seen.
+set -euo pipefail
+
+WORK=${1:?usage: recipes/refiner_default.sh WORK [--smoke] [--pipeline PIPELINE]}
+shift
+MODE=full; PIPE=""
+while (( $# )); do
+    case $1 in
+        --smoke) MODE=--smoke ;;
+        --pipeline) PIPE=$(realpath "${2:?--pipeline needs a pipeline folder}"); shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+SANAWM=(python3 -m sanawm.cli.main)
+[[ -n $PIPE ]] || PIPE=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+mkdir -p "$WORK"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
+
+if [[ $MODE == --smoke ]]; then
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+    SIZE=64; WORKERS=2; SCENES=2; SECONDS_=2; FRAMES=33   # 5 latent frames: sink + a block of 3 + 1
+    TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1)
+    EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
+else
+    SIZE=256; WORKERS=12; SCENES=256; SECONDS_=20; FRAMES=321  # 41 latent frames
+    TRAIN=(refiner-default --pairs.samples="$SCENES" --run.time_limit_minutes=8)
+    EVAL=(--scenes 20 --seconds 60 --horizons 1,5,10,30,60 --size 256)
+fi
+
+log "pipeline: $PIPE"
+log "training clips"
+if [[ ! -f $WORK/worlds.done ]]; then
+    "${SANAWM[@]}" world render --out "$WORK/worlds" --seed 30000 --scenes "$SCENES" --seconds "$SECONDS_" \
+        --size "$SIZE" --workers "$WORKERS" > "$WORK/worlds.render.json"
+    touch "$WORK/worlds.done"
+fi
+
+log "latent cache (the pipeline's VAE)"
+if [[ ! -f $WORK/latents/index.json ]]; then
+    "${SANAWM[@]}" cache-latents "$WORK/worlds" --vae "$PIPE/vae" --frames "$FRAMES" --size "$SIZE,$SIZE" \
+        --out "$WORK/latents" --no-progress > "$WORK/latents.json"
+fi
+
+ARGS=(--stage1.path="$PIPE" --data.path="$WORK/latents" --data.size="$SIZE,$SIZE" \
+      --pairs.dir="$WORK/pairs" --run.out_dir="$WORK/refiner")
+log "pairs (stage-1 rollouts)"
+[[ -f $WORK/pairs/index.json ]] || "${SANAWM[@]}" refine pairs "${TRAIN[@]}" "${ARGS[@]}" > "$WORK/pairs.json"
+
+log "train"
+if [[ ! -f $WORK/train.done ]]; then
+    resume=(); [[ -d $WORK/refiner/checkpoints ]] && resume=(--resume)
+    "${SANAWM[@]}" refine train "${TRAIN[@]}" "${resume[@]}" "${ARGS[@]}" --run.progress=false \
+        > "$WORK/train.json"
+    touch "$WORK/train.done"
+fi
+
+log "export"
+if [[ ! -d $WORK/pipeline ]]; then
+    rm -rf "$WORK/pipeline.partial"
+    "${SANAWM[@]}" refine export "$WORK/refiner" --pipeline "$PIPE" --out "$WORK/pipeline.partial" \
+        > "$WORK/export.json"
+    mv "$WORK/pipeline.partial" "$WORK/pipeline"
+fi
+
+log "eval: stage 1 vs stage 1 + refiner on held-out worlds"
+if [[ ! -f $WORK/eval60_refine.json ]]; then
+    "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --refine "${EVAL[@]}" \
+        --out "$WORK/eval60_refine.json.partial.json" > "$WORK/eval60_refine.md" 2> "$WORK/eval.log"
+    mv "$WORK/eval60_refine.json.partial.json" "$WORK/eval60_refine.json"
+fi
+log "done: $WORK/pipeline, $WORK/eval60_refine.md"

@@ -1,0 +1,159 @@
+"""Training pairs for the small refiner: stage-1 rollouts of the pipeline next to the ground truth.
+
+For clip k of a latent cache (`sanawm cache-latents`: GT latents, camera and Plücker inputs, text), the
+pipeline's own streaming sampler and defaults (its generation.json; the distilled student when the
+folder has one, unless `teacher=True`) roll out stage 1 from the GT first latent frame along the clip's
+cameras, with seed `derive_seed(seed, k, 21)`. A shard (`shard_00000.safetensors`, ...) holds per clip
+
+    {k}.stage1 (C, T, h, w)   {k}.latents (C, T, h, w) (GT)   {k}.camera (T, 20)   {k}.plucker (48, T, h, w)
+    {k}.text (L, D)           {k}.text_mask (L,)
+
+and is written atomically, so an interrupted build resumes by skipping finished shards; index.json is
+written last (a folder without it is unfinished). Clips are rolled out `batch_size` at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+
+from ..training.cache import check_resume, shard_name
+from ..training.data import derive_seed
+
+INDEX = "index.json"
+FORMAT = "sanawm-refiner-pairs"
+FIELDS = ("stage1", "latents", "camera", "plucker", "text", "text_mask")
+
+
+def clip_seed(seed: int, k: int) -> int:
+    """The stage-1 seed of clip k (`GenerationConfig.seed`), below 2**62 so seed + 2 stays a valid seed."""
+    return derive_seed(seed, k, 21) >> 1
+
+
+@torch.no_grad()
+def build_pairs(
+    out_dir,
+    pipe,
+    dataset: Dataset,
+    *,
+    samples: int,
+    latent_frames: int,
+    seed: int,
+    settings: dict,
+    shard_size: int = 16,
+    batch_size: int = 8,
+    progress=None,
+) -> Path:
+    """Write (or finish) the pair folder from `pipe` (a `WorldModelPipeline`) and `dataset` items
+    (latents (C, T', h, w), T' >= latent_frames; camera; plucker; text; text_mask); returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = pipe.generation_config(mode="streaming", num_frames=8 * (latent_frames - 1) + 1)
+    config = {
+        "format": FORMAT,
+        **settings,
+        "samples": samples,
+        "latent_frames": latent_frames,
+        "seed": seed,
+        "shard_size": shard_size,
+        "sampler": {
+            "timesteps": None if cfg.timesteps is None else list(cfg.timesteps),
+            "steps": cfg.steps,
+            "shift": cfg.shift,
+            "guidance": cfg.guidance,
+            "chunk": cfg.chunk,
+            "first_chunk": cfg.first_chunk,
+            "kv_window": cfg.kv_window,
+            "student": pipe.is_student,
+        },
+    }
+    check_resume(
+        out,
+        config,
+        "refiner pairs",
+        "choose an empty pairs folder",
+        "set --pairs.dir to another folder or delete that one",
+    )
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    n_data = len(dataset) if hasattr(dataset, "__len__") else None  # synthetic sources are unbounded
+    report = progress or (lambda done, total: None)
+    entries = []
+    for s in range((samples + shard_size - 1) // shard_size):
+        path = out / shard_name(s)
+        ks = list(range(s * shard_size, min(samples, (s + 1) * shard_size)))
+        entries += [{"key": k, "shard": path.name, "seed": clip_seed(seed, k)} for k in ks]
+        if path.is_file():
+            report(ks[-1] + 1, samples)
+            continue
+        tensors = {}
+        for b in range(0, len(ks), batch_size):
+            group = ks[b : b + batch_size]
+            items = [dataset[k % n_data if n_data else k] for k in group]
+            latents = torch.stack([it["latents"] for it in items]).float()
+            if latents.shape[2] < latent_frames:
+                raise ValueError(
+                    f"the latent cache has {latents.shape[2]} latent frames a clip but pairs of "
+                    f"{latent_frames} were asked for; lower data.latent_frames or cache longer clips"
+                )
+            latents = latents[:, :, :latent_frames]
+            camera = torch.stack([it["camera"][:latent_frames] for it in items]).float()
+            plucker = torch.stack([it["plucker"][:, :latent_frames] for it in items]).float()
+            text = torch.stack([it["text"] for it in items]).float()
+            mask = torch.stack([it["text_mask"] for it in items])
+            dev, dtype = pipe.device, next(pipe.transformer.parameters()).dtype
+            stage1 = pipe.sample_conditioned(
+                latents[:, :, :1],
+                camera.to(dev, dtype),
+                plucker.to(dev, dtype),
+                text,
+                mask,
+                cfg,
+                [clip_seed(seed, k) for k in group],
+                latent_frames,
+            )
+            for i, k in enumerate(group):
+                values = (stage1[i].float().cpu(), latents[i], camera[i], plucker[i], text[i], mask[i])
+                tensors.update({f"{k}.{n}": v.contiguous() for n, v in zip(FIELDS, values, strict=True)})
+            report(group[-1] + 1, samples)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+    tmp = out / (INDEX + ".tmp")
+    tmp.write_text(json.dumps({**config, "entries": entries}, indent=1) + "\n")
+    os.replace(tmp, out / INDEX)
+    return out
+
+
+class PairDataset(Dataset):
+    """A finished pair folder: item k = {stage1, latents, camera, plucker, text, text_mask}."""
+
+    def __init__(self, root) -> None:
+        self.root = Path(root)
+        if not (self.root / INDEX).is_file():
+            raise FileNotFoundError(
+                f"{self.root} has no {INDEX}: not a refiner pair folder, or an unfinished one; "
+                "`sanawm refine pairs CONFIG` builds (and finishes) it"
+            )
+        self.index = json.loads((self.root / INDEX).read_text())
+        if self.index.get("format") != FORMAT:
+            raise ValueError(f"{self.root / INDEX} is not a {FORMAT} index")
+        self.entries = self.index["entries"]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"pair {index} is out of range for {len(self)} clips")
+        entry = self.entries[index]
+        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
+            return {n: f.get_tensor(f"{entry['key']}.{n}") for n in FIELDS}
+
+
+__all__ = ["FORMAT", "PairDataset", "build_pairs", "clip_seed"]

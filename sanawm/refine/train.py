@@ -1,0 +1,291 @@
+"""Training the small refiner: truncated-σ flow matching on (stage-1, ground-truth) pairs (SPEC 5).
+
+Per clip, one block j of the refiner's layout (sink, then blocks of `block_size`) is the target:
+
+    x_σs = (1 − σ_s)·x_stage1 + σ_s·ε,   v* = (x_σs − x_target)/σ_s,   τ ~ U(0, σ_s],   x_τ = x_target + τ·v*
+
+The network sees the clip chunk-causally (chunks = the refiner's blocks, its KV window): the frames before
+block j clean (ground truth at σ = 0, the clean-context pattern standing in for refined history), block j
+at x_τ with timestep 1000 τ, later frames clean (causally invisible to block j). The loss is the mean
+squared error against v* on block j only; the sink frame is never a target. A run is a `_Distiller`-style
+loop (config.yaml, metrics.jsonl, EMA, atomic checkpoints with exact resume, time box, bf16 on CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..distill.trainer import _Distiller, load_network
+from ..training.checkpoint import load_model, resolve_checkpoint
+from ..training.config import (
+    DataSection,
+    OptimSection,
+    RunSection,
+    _set_dotted,
+    build_typed,
+    parse_override,
+    read_yaml,
+)
+from ..training.data import build_dataset, derive_seed
+from ..training.distributed import init_distributed
+from ..training.trainer import EMA, _check_out_dir, _seed_everything
+from .base import RELEASE_SIGMAS
+from .pairs import PairDataset, build_pairs
+from .small import REFINER_FILE, small_schedule
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass
+class Stage1Section:
+    """The pipeline whose stage-1 rollouts are refined (and whose network initialises the refiner)."""
+
+    path: str | None = None
+    teacher: bool = False  # roll out the multi-step network even when the folder has a student/
+
+
+@dataclass
+class PairsSection:
+    dir: str | None = None  # default: run.out_dir/pairs
+    samples: int = 256
+    shard_size: int = 16
+    batch_size: int = 8
+
+
+@dataclass
+class RefinerSection:
+    sigmas: tuple[float, ...] = RELEASE_SIGMAS
+    block_size: int = 3
+    sink_size: int = 1
+    kv_window: int = 2
+    init_from: str | None = None  # default: stage1.path's transformer/ (the multi-step weights)
+
+
+@dataclass
+class RefinerConfig:
+    stage1: Stage1Section = field(default_factory=Stage1Section)
+    pairs: PairsSection = field(default_factory=PairsSection)
+    refiner: RefinerSection = field(default_factory=RefinerSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+
+def load_refiner_config(source, overrides=()) -> RefinerConfig:
+    """A preset (sanawm/refine/presets/NAME.yaml), a YAML path or a mapping, then --key=value overrides."""
+    if isinstance(source, dict):
+        raw = dict(source)
+    elif (PRESETS_DIR / f"{source}.yaml").is_file():
+        raw = read_yaml(PRESETS_DIR / f"{source}.yaml")
+    elif Path(source).is_file():
+        raw = read_yaml(source)
+    else:
+        presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ValueError(f"{str(source)!r} is neither a YAML file nor a refiner preset; presets: {presets}")
+    for item in overrides:
+        _set_dotted(raw, *parse_override(item))
+    cfg = build_typed(RefinerConfig, raw)
+    if cfg.stage1.path is None:
+        raise ValueError(
+            "stage1.path is not set: pass --stage1.path=PIPELINE_FOLDER (e.g. sanawm/assets/default-model)"
+        )
+    small_schedule(cfg.refiner.sigmas, cfg.refiner.block_size, cfg.refiner.sink_size, cfg.refiner.kv_window)
+    return cfg
+
+
+def refiner_chunks(latent_frames: int, block_size: int, sink_size: int) -> tuple[int, ...]:
+    """The refiner's layout over T latent frames: the sink, then blocks of `block_size` (the last shorter)."""
+    if latent_frames <= sink_size:
+        raise ValueError(f"pairs need more than the {sink_size} sink frame(s); got {latent_frames} frames")
+    rest = latent_frames - sink_size
+    return (
+        (sink_size,)
+        + (block_size,) * (rest // block_size)
+        + ((rest % block_size,) if rest % block_size else ())
+    )
+
+
+def truncated_flow_inputs(stage1, target, noise, sigma_s: float, tau):
+    """x_τ and v* (B, C, F, H, W) for stage-1 / target latents and ε of the same shape; tau (B,)."""
+    x_s = (1 - sigma_s) * stage1 + sigma_s * noise
+    v = (x_s - target) / sigma_s
+    return target + tau.view(-1, 1, 1, 1, 1).to(v) * v, v
+
+
+def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, sigma_s, chunks, kv_window):
+    """Truncated-σ loss of a batch (stage1, latents = targets, noise, text, text_mask, camera, plucker) with
+    target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,)."""
+    target, stage1 = batch["latents"], batch["stage1"]
+    x_tau, v = truncated_flow_inputs(stage1, target, batch["noise"], sigma_s, tau)
+    T = target.shape[2]
+    starts = torch.tensor([sum(chunks[: i + 1]) for i in range(len(chunks) - 1)])
+    sizes = torch.tensor(chunks[1:])
+    frame = torch.arange(T)
+    lo, hi = starts[block.cpu()], starts[block.cpu()] + sizes[block.cpu()]
+    sel = ((frame[None] >= lo[:, None]) & (frame[None] < hi[:, None])).to(target.device)  # (B, T)
+    inputs = torch.where(sel[:, None, :, None, None], x_tau, target)
+    timestep = sel.float() * tau.to(target.device)[:, None] * 1000.0
+    pred = model(
+        inputs,
+        timestep,
+        batch["text"],
+        batch["text_mask"],
+        batch.get("camera"),
+        batch.get("plucker"),
+        chunks=chunks,
+        kv_window=kv_window,
+    )
+    err = (pred.float() - v.float()).square().mean(dim=(1, 3, 4))  # (B, T)
+    w = sel.float()
+    return (err * w).sum() / w.sum()
+
+
+class RefinerTrainer(_Distiller):
+    """Build (or finish) the pairs, then train the refiner (initialised from the stage-1 network)."""
+
+    command, name = "refine", "train"
+
+    def __init__(self, cfg: RefinerConfig, resume: bool = False) -> None:  # noqa: D107 (own setup)
+        self.cfg = cfg
+        env = init_distributed(cfg.run.device)
+        if env.distributed:
+            raise ValueError(
+                "sanawm refine train runs in one process on one device; start it without torchrun"
+            )
+        self.device = env.device
+        self.out_dir = Path(cfg.run.out_dir)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.resumed_from = _check_out_dir(self.out_dir, self.ckpt_root, resume)
+        _seed_everything(cfg.run.seed)
+        self.bf16 = cfg.run.precision == "bf16" and self.device.type == "cuda"
+        init = cfg.refiner.init_from or cfg.stage1.path
+        self.student = self._trainable(load_network(init, "ema"))
+        self.model_config = self.student.cfg
+        self.optimizer, self.scheduler = self._optimizer(self.student, cfg.optim, cfg.run.steps)
+        self.ema = EMA(self.student, cfg.optim.ema_decay) if cfg.optim.ema_decay is not None else None
+        self.chunks = refiner_chunks(cfg.data.latent_frames, cfg.refiner.block_size, cfg.refiner.sink_size)
+        self.step, self.position = 0, 0
+
+    def _say(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"sanawm refine: {text}")
+
+    def pairs_dir(self) -> Path:
+        return Path(self.cfg.pairs.dir) if self.cfg.pairs.dir else self.out_dir / "pairs"
+
+    def build(self) -> Path:
+        """The pair folder, built first when incomplete (resumable)."""
+        from ..pipelines import WorldModelPipeline
+
+        cfg = self.cfg
+        folder = self.pairs_dir()
+        if (folder / "index.json").is_file():
+            return folder
+        pipe = WorldModelPipeline.from_pretrained(
+            cfg.stage1.path, device=self.device, student=False if cfg.stage1.teacher else None
+        )
+        source = build_dataset(cfg.data, pipe.transformer.cfg, cfg.run.seed)
+        settings = {
+            "pipeline": str(Path(cfg.stage1.path).resolve()),
+            "data": [cfg.data.source, cfg.data.path, list(cfg.data.size)],
+        }
+        self._say(f"stage-1 rollouts into {folder} ({'student' if pipe.is_student else 'multi-step'})")
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.pairs.samples, desc="refiner pairs", unit="clip", disable=not cfg.run.progress)
+
+        def report(done, total):
+            bar.n = done
+            bar.refresh()
+
+        folder = build_pairs(
+            folder,
+            pipe,
+            source,
+            samples=cfg.pairs.samples,
+            latent_frames=cfg.data.latent_frames,
+            seed=cfg.run.seed,
+            settings=settings,
+            shard_size=cfg.pairs.shard_size,
+            batch_size=cfg.pairs.batch_size,
+            progress=report,
+        )
+        bar.close()
+        return folder
+
+    def dataset(self):
+        return PairDataset(self.build())
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        cfg = self.cfg
+        g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, self.step, 40))
+        B = batch["latents"].shape[0]
+        block = torch.randint(0, len(self.chunks) - 1, (B,), generator=g)
+        sigma_s = float(cfg.refiner.sigmas[0])
+        tau = sigma_s * (1 - torch.rand(B, generator=g))  # (0, σ_s]
+        keys = ["latents", "stage1", "noise", "text", "text_mask"]
+        keys += ["camera", "plucker"] if cfg.data.camera else []
+        dev = {k: batch[k].to(self.device) for k in keys}
+        with self._autocast():
+            loss = refiner_loss(
+                self.student,
+                dev,
+                block,
+                tau,
+                sigma_s=sigma_s,
+                chunks=self.chunks,
+                kv_window=cfg.refiner.kv_window,
+            )
+        loss.backward()
+        norm = self._update(self.student, self.optimizer, self.scheduler, cfg.optim.grad_clip)
+        if self.ema is not None:
+            self.ema.update(self.student)
+        return {"loss": loss.item(), "grad_norm": norm.item()}
+
+
+def export_refiner(run, pipeline, out, *, weights: str = "ema", dtype: str = "bf16", overwrite=False) -> Path:
+    """Write `out`: the pipeline folder plus refiner/ (transformer/ + refiner.json) from a refiner run."""
+    from ..model.diffusers_compat import save_diffusers
+    from ..pipelines.export import DTYPES, publish_folder
+
+    pipeline, out = Path(pipeline), Path(out)
+    if not (pipeline / "transformer" / "config.json").is_file() or not (pipeline / "vae").is_dir():
+        raise FileNotFoundError(f"{pipeline} is not a pipeline folder (transformer/, vae/, ...)")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another folder or pass --overwrite")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    ckpt = resolve_checkpoint(run)
+    cfg = load_refiner_config(ckpt / "config.yaml")
+    net = load_model(ckpt, weights)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(pipeline, tmp, ignore=shutil.ignore_patterns("refiner"))
+    save_diffusers(net.to(DTYPES[dtype]), tmp / "refiner" / "transformer")
+    spec = {
+        "sigmas": [float(s) for s in cfg.refiner.sigmas],
+        "block_size": cfg.refiner.block_size,
+        "sink_size": cfg.refiner.sink_size,
+        "kv_window": cfg.refiner.kv_window,
+        "_source": {"run": str(ckpt), "weights": weights},
+    }
+    (tmp / "refiner" / REFINER_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    return publish_folder(tmp, out)
+
+
+__all__ = [
+    "RefinerConfig",
+    "RefinerTrainer",
+    "export_refiner",
+    "load_refiner_config",
+    "refiner_chunks",
+    "refiner_loss",
+    "truncated_flow_inputs",
+]

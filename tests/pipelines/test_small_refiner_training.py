@@ -1,0 +1,179 @@
+"""The small refiner's training chain on a tiny pipeline: pairs equal the pipeline's own streaming
+generation, the truncated-σ loss formula, train + resume, export -> from_pretrained -> generate --refine."""
+
+import json
+
+import numpy as np
+import torch
+
+from sanawm.cli.main import main
+from sanawm.pipelines import WorldModelPipeline
+from sanawm.refine.pairs import PairDataset, build_pairs, clip_seed
+from sanawm.refine.train import refiner_chunks, truncated_flow_inputs
+
+from .test_world_model import _image
+
+
+def test_truncated_flow_targets_by_hand():
+    stage1, target, eps = (
+        torch.full((1, 1, 1, 1, 1), 2.0),
+        torch.full((1, 1, 1, 1, 1), 1.0),
+        torch.zeros(1, 1, 1, 1, 1),
+    )
+    x_tau, v = truncated_flow_inputs(stage1, target, eps, 0.5, torch.tensor([0.25]))
+    # x_σs = 0.5·2 + 0.5·0 = 1.0, v* = (1.0 − 1.0)/0.5 = 0; with ε = 4: x_σs = 3, v* = 4, x_τ = 1 + 0.25·4 = 2
+    assert v.item() == 0.0 and x_tau.item() == 1.0
+    x_tau, v = truncated_flow_inputs(stage1, target, eps + 4, 0.5, torch.tensor([0.25]))
+    assert v.item() == 4.0 and x_tau.item() == 2.0
+    x_s, _ = truncated_flow_inputs(stage1, target, eps + 4, 0.5, torch.tensor([0.5]))
+    assert x_s.item() == 3.0  # τ = σ_s gives the re-noised stage-1 latents
+    assert refiner_chunks(9, 3, 1) == (1, 3, 3, 2) and refiner_chunks(7, 3, 1) == (1, 3, 3)
+
+
+def test_pairs_equal_streaming_generation(reference_pipeline_folder, tmp_path):
+    pipe = WorldModelPipeline.from_pretrained(reference_pipeline_folder)
+    cfg = pipe.generation_config(mode="streaming", num_frames=33, height=64, width=64, steps=2, guidance=1.0)
+    pipe.generation_defaults.update(steps=2, guidance=1.0, chunk=3, first_chunk=4, kv_window=2)
+    items, expected = [], []
+    for k, actions in enumerate(("w-32", "l-32")):
+        seed = clip_seed(9, k)
+        path = pipe.camera_path(cfg, actions=actions, image_size=(_image().height, _image().width))
+        pixels, path = pipe.prepare_image(_image(), path, cfg)
+        camera, plucker = pipe.camera_inputs(path)
+        text, mask = pipe.text_encoder.encode([""])
+        first = pipe.vae.encode(pixels[:, :, None])
+        out = pipe.generate(
+            _image(), "", actions=actions, config=cfg.__class__(**{**cfg.__dict__, "seed": seed})
+        )
+        expected.append(out.latents[0])
+        latents = torch.cat([first, torch.randn(1, first.shape[1], 4, *first.shape[-2:])], 2)
+        items.append(
+            {
+                "latents": latents[0],
+                "camera": camera[0],
+                "plucker": plucker[0],
+                "text": text[0],
+                "text_mask": mask[0],
+            }
+        )
+    folder = build_pairs(
+        tmp_path / "pairs",
+        pipe,
+        items,
+        samples=2,
+        latent_frames=5,
+        seed=9,
+        settings={},
+        shard_size=2,
+        batch_size=2,
+    )
+    ds = PairDataset(folder)
+    for k in range(2):
+        assert torch.allclose(ds[k]["stage1"], expected[k], atol=1e-5)
+        assert torch.equal(ds[k]["latents"], items[k]["latents"])
+    assert ds[0]["stage1"].shape == (expected[0].shape)
+
+
+def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = [
+        "refiner-smoke",
+        f"--stage1.path={reference_pipeline_folder}",
+        "--data.source=synthetic",
+        f"--run.out_dir={run}",
+        "--data.size=[128,128]",
+        "--data.latent_frames=5",
+    ]
+    assert main(["refine", "pairs", *common]) == 0
+    assert (run / "pairs" / "index.json").is_file()
+    assert main(["refine", "train", *common, "--run.steps=1"]) == 0  # reuses the pairs
+    assert main(["refine", "pairs", *common]) == 0  # finished pairs, a run with checkpoints: nothing to do
+    assert main(["refine", "train", *common, "--run.steps=2", "--resume"]) == 0
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+    capsys.readouterr()
+    out = tmp_path / "pipe"
+    assert (
+        main(
+            [
+                "refine",
+                "export",
+                str(run),
+                "--pipeline",
+                str(reference_pipeline_folder),
+                "--out",
+                str(out),
+                "--dtype",
+                "fp32",
+            ]
+        )
+        == 0
+    )
+    pipe = WorldModelPipeline.from_pretrained(out)
+    assert pipe.refiner is not None and pipe.refiner.schedule.block_size == 3
+    image = tmp_path / "first.png"
+    _image().save(image)
+    args = [
+        "generate",
+        "--model",
+        str(out),
+        "--image",
+        str(image),
+        "--actions",
+        "w-32",
+        "--seconds",
+        "2",
+        "--height",
+        "64",
+        "--width",
+        "64",
+        "--steps",
+        "2",
+        "--guidance",
+        "1",
+        "--mode",
+        "streaming",
+        "--out",
+        str(tmp_path / "v.mp4"),
+        "--device",
+        "cpu",
+        "--dtype",
+        "fp32",
+        "--refine",
+    ]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["refined"] is True
+    args[2] = str(reference_pipeline_folder)
+    assert main(args) == 2
+    assert "has no refiner/" in capsys.readouterr().err
+
+
+def test_refiner_loss_targets_one_block_with_clean_context():
+    """With a recording model that predicts zeros, the loss is mean(v*²) over the target block only, the
+    inputs are clean targets outside that block and x_τ in it, and the timesteps 1000 τ only there."""
+    from sanawm.refine.train import refiner_loss
+
+    g = torch.Generator().manual_seed(0)
+    B, C, T, H, W = 2, 3, 8, 2, 2
+    batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
+    batch.update(text=torch.zeros(B, 0, 4), text_mask=torch.zeros(B, 0, dtype=torch.bool))
+    seen = {}
+
+    def model(x, t, *args, chunks, kv_window):
+        seen.update(x=x, t=t, chunks=chunks, kv_window=kv_window)
+        return torch.zeros_like(x)
+
+    block, tau = torch.tensor([0, 2]), torch.tensor([0.5, 0.25])
+    chunks = refiner_chunks(T, 3, 1)  # (1, 3, 3, 1): block 0 = frames 1..3, block 2 = frame 7
+    loss = refiner_loss(model, batch, block, tau, sigma_s=0.8, chunks=chunks, kv_window=2)
+    x_tau, v = truncated_flow_inputs(batch["stage1"], batch["latents"], batch["noise"], 0.8, tau)
+    want = (v[0, :, 1:4].square().mean() * 3 + v[1, :, 7:8].square().mean()) / 4
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert torch.equal(seen["x"][0, :, 1:4], x_tau[0, :, 1:4]) and torch.equal(
+        seen["x"][1, :, 7], x_tau[1, :, 7]
+    )
+    assert torch.equal(seen["x"][0, :, 4:], batch["latents"][0, :, 4:])  # clean GT elsewhere
+    assert torch.equal(seen["x"][1, :, :7], batch["latents"][1, :, :7])
+    assert seen["t"].tolist() == [[0, 500, 500, 500, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 250]]
+    assert seen["chunks"] == (1, 3, 3, 1) and seen["kv_window"] == 2
