@@ -67,7 +67,7 @@ render() {  # render NAME SEED SCENES SECONDS WORKERS
 cache() {  # cache NAME FRAMES
     [[ -f $WORK/latents-$1/index.json ]] && return
     "${SANAWM[@]}" cache-latents "$WORK/$1" --vae "$WORK/vae/vae" --frames "$2" --size "$SIZE,$SIZE" \
-        --windows-per-clip 1 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+        --windows-per-clip 1 --workers 8 --batch-size 8 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
 }
 
 wait_for() {  # wait for WORK/NAME.done, which the background job writes; fail if that job died

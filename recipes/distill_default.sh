@@ -58,7 +58,7 @@ fi
 cache() {  # cache FRAMES: latents of the teacher's VAE (only frame 0 is read) with camera inputs
     [[ -f $WORK/latents-$1/index.json ]] && return
     "${SANAWM[@]}" cache-latents "$WORK/worlds" --vae "$TEACHER/vae" --frames "$1" --size "$SIZE,$SIZE" \
-        --windows-per-clip "$WINDOWS" --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+        --windows-per-clip "$WINDOWS" --workers 8 --batch-size 8 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
 }
 log "latent caches"
 cache "$ODE_FRAMES"

@@ -38,7 +38,7 @@ if [[ $MODE == --smoke ]]; then
     EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
 else
     SIZE=256; WORKERS=12; SCENES=256; SECONDS_=20; FRAMES=321  # 41 latent frames
-    TRAIN=(refiner-default --pairs.samples="$SCENES" --run.time_limit_minutes=8)
+    TRAIN=(refiner-default --pairs.samples="$SCENES" --run.time_limit_minutes="${REF_MINUTES:-8}")
     EVAL=(--scenes 20 --seconds 60 --horizons 1,5,10,30,60 --size 256)
 fi
 
@@ -53,7 +53,7 @@ fi
 log "latent cache (the pipeline's VAE)"
 if [[ ! -f $WORK/latents/index.json ]]; then
     "${SANAWM[@]}" cache-latents "$WORK/worlds" --vae "$PIPE/vae" --frames "$FRAMES" --size "$SIZE,$SIZE" \
-        --out "$WORK/latents" --no-progress > "$WORK/latents.json"
+        --workers 8 --batch-size 8 --out "$WORK/latents" --no-progress > "$WORK/latents.json"
 fi
 
 ARGS=(--stage1.path="$PIPE" --data.path="$WORK/latents" --data.size="$SIZE,$SIZE" \

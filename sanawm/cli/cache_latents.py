@@ -26,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--shard-size", type=int, default=64, help="samples per shard")
     p.add_argument("--tile-frames", type=int, default=None, help="VAE temporal tile, latent frames")
     p.add_argument("--seed", type=int, default=0, help="seeds the window starts")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes decoding windows ahead of the VAE (default 0)"
+    )
+    p.add_argument("--batch-size", type=int, default=1, help="windows per VAE call (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -62,6 +66,8 @@ def run(args) -> dict:
             seed=args.seed,
             tile_latent_frames=args.tile_frames,
             progress=progress,
+            workers=args.workers,
+            batch_size=args.batch_size,
         )
     finally:
         bar.close()

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..cameras import latent_camera_inputs
 
@@ -66,6 +66,8 @@ def cache_latents(
     seed: int = 0,
     tile_latent_frames: int | None = None,
     progress=None,
+    workers: int = 0,
+    batch_size: int = 1,
 ) -> Path:
     """Encode every window of `dataset_root` into shards under `out_dir`; returns the index path.
 
@@ -73,11 +75,17 @@ def cache_latents(
     text_encoder: a `sanawm.text.TextEncoder`, a Gemma-2 folder, or None (no text stored).
     progress: called as progress(done, total) with the number of samples encoded (or found in finished
         shards) so far, e.g. to drive a progress bar.
+    workers: processes that decode and crop the windows (and make their camera inputs) ahead of the VAE;
+        0 decodes in this process. batch_size: windows per VAE call. Neither changes what is stored
+        beyond the VAE's own batch-size rounding.
     """
     from ..data import ClipDataset
 
-    if shard_size < 1 or windows_per_clip < 1:
-        raise ValueError(f"shard_size ({shard_size}) and windows_per_clip ({windows_per_clip}) must be ≥ 1")
+    if shard_size < 1 or windows_per_clip < 1 or batch_size < 1 or workers < 0:
+        raise ValueError(
+            f"shard_size ({shard_size}), windows_per_clip ({windows_per_clip}) and batch_size ({batch_size}) "
+            f"must be ≥ 1, workers ({workers}) ≥ 0"
+        )
     vae_folder = None
     if isinstance(vae, (str, Path)):
         from ..vae import load_vae
@@ -121,32 +129,42 @@ def cache_latents(
     samples = []
     report = progress or (lambda done, total: None)
     report(0, n)
-    for s in range((n + shard_size - 1) // shard_size):
+    shards = range((n + shard_size - 1) // shard_size)
+    todo = [s for s in shards if not (out / shard_name(s)).is_file()]
+    keys = [k for s in todo for k in range(s * shard_size, min(n, (s + 1) * shard_size))]
+    loader = iter(
+        DataLoader(
+            _Windows(windows, keys, size),
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=4 if workers else None,
+        )
+    )
+    for s in shards:
         path = out / shard_name(s)
         ks = range(s * shard_size, min(n, (s + 1) * shard_size))
-        if path.is_file():  # finished by an earlier run
+        if s not in todo:  # finished by an earlier run
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads(f.metadata()["samples"])
             samples += meta
             report(ks.stop, n)
             continue
         tensors, meta = {}, []
-        for k in ks:
-            item = windows[k % windows_per_clip][k // windows_per_clip]
-            video = item["video"].permute(1, 0, 2, 3)[None]  # (1, 3, F, H, W)
-            latents = vae.encode(video, tile_latent_frames=tile_latent_frames)[0].float().cpu()
-            cam = latent_camera_inputs(
-                item["c2w"].double().numpy(), item["intrinsics"].double().numpy(), image_size=size
-            )
-            tensors[f"{k}.latents"] = latents.contiguous()
-            tensors[f"{k}.camera"] = cam.camera.contiguous()
-            tensors[f"{k}.plucker"] = cam.plucker.contiguous()
-            if text_encoder is not None:
-                text, mask = text_encoder.encode([item["caption"]])
-                tensors[f"{k}.text"] = text[0].float().cpu().contiguous()
-                tensors[f"{k}.text_mask"] = mask[0].cpu().contiguous()
-            meta.append({"key": k, "shard": path.name, "clip": item["clip"], "caption": item["caption"]})
-            report(k + 1, n)
+        for start in range(ks.start, ks.stop, batch_size):
+            items = [next(loader) for _ in range(min(batch_size, ks.stop - start))]
+            video = torch.stack([item["video"].permute(1, 0, 2, 3) for item in items])  # (B, 3, F, H, W)
+            latents = vae.encode(video, tile_latent_frames=tile_latent_frames).float().cpu()
+            for item, lat in zip(items, latents, strict=True):
+                k = item["key"]
+                tensors[f"{k}.latents"] = lat.contiguous()
+                tensors[f"{k}.camera"] = item["camera"].contiguous()
+                tensors[f"{k}.plucker"] = item["plucker"].contiguous()
+                if text_encoder is not None:
+                    text, mask = text_encoder.encode([item["caption"]])
+                    tensors[f"{k}.text"] = text[0].float().cpu().contiguous()
+                    tensors[f"{k}.text_mask"] = mask[0].cpu().contiguous()
+                meta.append({"key": k, "shard": path.name, "clip": item["clip"], "caption": item["caption"]})
+            report(start + len(items), n)
         tmp = path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata={"samples": json.dumps(meta)})
         os.replace(tmp, path)
@@ -156,6 +174,32 @@ def cache_latents(
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, out / INDEX)
     return out / INDEX
+
+
+class _Windows(Dataset):
+    """The windows of `keys` in order, decoded and cropped, with their camera inputs (for DataLoader
+    workers, so decoding overlaps the VAE)."""
+
+    def __init__(self, windows, keys: list[int], size: tuple[int, int]) -> None:
+        self.windows, self.keys, self.size = windows, keys, size
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict:
+        k = self.keys[i]
+        item = self.windows[k % len(self.windows)][k // len(self.windows)]
+        cam = latent_camera_inputs(
+            item["c2w"].double().numpy(), item["intrinsics"].double().numpy(), image_size=self.size
+        )
+        return {
+            "key": k,
+            "video": item["video"],
+            "camera": cam.camera,
+            "plucker": cam.plucker,
+            "clip": item["clip"],
+            "caption": item["caption"],
+        }
 
 
 def check_resume(out: Path, config: dict, what: str, empty_fix: str, other_fix: str) -> None:
