@@ -44,6 +44,11 @@ def add_parser(sub) -> None:
     w.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's, else 5)")
     w.add_argument("--mode", choices=MODES, default="streaming", help="sampler (default streaming)")
     w.add_argument(
+        "--no-ablation",
+        action="store_true",
+        help="skip the camera-removed baseline (no_camera): half the time, e.g. to compare samplers",
+    )
+    w.add_argument(
         "--teacher",
         action="store_true",
         help="evaluate the multi-step model even when the pipeline folder has a distilled student/",
@@ -111,6 +116,7 @@ def run_worlds(args) -> int:
         progress=lambda msg: print(msg, file=sys.stderr),
         sheets=args.sheets,
         refiner=pipe.refiner if args.refine else None,
+        ablation=not args.no_ablation,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report.save(args.out)

@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..model.transformer import SanaWMTransformer
 from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance, sample_bidirectional
-from ..training.cache import check_resume
+from ..training.cache import ShardedSamples, check_resume
 
 INDEX, FORMAT, VERSION = "index.json", "sanawm-ode-trajectories", 1
 NO_GUIDANCE = Guidance(1.0)
@@ -229,31 +228,12 @@ def _check_resume(out: Path, config: dict) -> None:
     )
 
 
-class TrajectoryDataset(Dataset):
+class TrajectoryDataset(ShardedSamples):
     """A finished trajectory folder: item k = {states, camera, plucker, text, text_mask}."""
 
-    def __init__(self, root) -> None:
-        self.root = Path(root)
-        if not (self.root / INDEX).is_file():
-            raise FileNotFoundError(
-                f"{self.root} has no {INDEX}: not an ODE trajectory folder, or an unfinished one; "
-                "`sanawm distill ode CONFIG` builds (and finishes) it"
-            )
-        self.index = json.loads((self.root / INDEX).read_text())
-        if self.index.get("format") != FORMAT:
-            raise ValueError(f"{self.root / INDEX} is not a {FORMAT} index")
-        self.entries = self.index["entries"]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"trajectory {index} is out of range for {len(self)} samples")
-        entry = self.entries[index]
-        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
-            k = entry["key"]
-            return {n: f.get_tensor(f"{k}.{n}") for n in ("states", "camera", "plucker", "text", "text_mask")}
+    format, what = FORMAT, "ODE trajectory"
+    fields = ("states", "camera", "plucker", "text", "text_mask")
+    build_hint = "`sanawm distill ode CONFIG`"
 
 
 def ode_regression_loss(

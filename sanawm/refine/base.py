@@ -100,6 +100,20 @@ def _camera_frames(cameras: RefinerCameras | None, start: int, stop: int) -> Ref
     return None if cameras is None else cameras.frames(start, stop)
 
 
+def check_block(schedule: RefinerSchedule, state, block: torch.Tensor) -> int:
+    """The number of latent frames in `block` (B, C, n, H, W), checked against the schedule's block size
+    and the stream's batch size and latent grid (`state.batch_size`, `.height`, `.width`)."""
+    num = block.shape[2]
+    if not 1 <= num <= schedule.block_size:
+        raise ValueError(f"a refiner block holds 1..{schedule.block_size} latent frames; got {num}")
+    if (block.shape[0], block.shape[3], block.shape[4]) != (state.batch_size, state.height, state.width):
+        raise ValueError(
+            f"block of shape {tuple(block.shape)} does not match the stream's batch {state.batch_size} "
+            f"and latent grid {state.height}x{state.width}"
+        )
+    return num
+
+
 StateT = TypeVar("StateT")
 
 

@@ -22,7 +22,7 @@ from diffusers import SanaWMLTX2RefinerTransformer3DModel
 from diffusers.models.transformers.transformer_sana_wm_refiner import SanaWMRefinerKVCache
 from diffusers.pipelines.sana_wm.refiner import _pack_latents, _unpack_latents
 
-from .base import RefinerCameras, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
+from .base import RefinerCameras, RefinerPrompt, RefinerSchedule, RefinerStream, check_block, refine_clip
 from .ltx2_text import LTX2PromptEncoder
 
 
@@ -166,15 +166,7 @@ class LTX2Refiner:
     ) -> torch.Tensor:
         """Refine the next block (B, C, n, H, W), n <= block_size, of stage-1 latents; advance `state`."""
         self._check_latents(block)
-        num = block.shape[2]
-        if not 1 <= num <= self.schedule.block_size:
-            raise ValueError(f"a refiner block holds 1..{self.schedule.block_size} latent frames; got {num}")
-        if (block.shape[0], block.shape[3], block.shape[4]) != (state.batch_size, state.height, state.width):
-            raise ValueError(
-                f"block of shape {tuple(block.shape)} does not match the stream's batch "
-                f"{state.batch_size} and "
-                f"latent grid {state.height}x{state.width}"
-            )
+        num = check_block(self.schedule, state, block)
         positions = self._start_block(state, num)
         clean = self._to_model(block)
         dtype = clean.dtype

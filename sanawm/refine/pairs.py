@@ -19,11 +19,10 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from ..training.cache import check_resume, shard_name
+from ..training.cache import ShardedSamples, check_resume, shard_name
 from ..training.data import derive_seed
 
 INDEX = "index.json"
@@ -130,30 +129,11 @@ def build_pairs(
     return out
 
 
-class PairDataset(Dataset):
+class PairDataset(ShardedSamples):
     """A finished pair folder: item k = {stage1, latents, camera, plucker, text, text_mask}."""
 
-    def __init__(self, root) -> None:
-        self.root = Path(root)
-        if not (self.root / INDEX).is_file():
-            raise FileNotFoundError(
-                f"{self.root} has no {INDEX}: not a refiner pair folder, or an unfinished one; "
-                "`sanawm refine pairs CONFIG` builds (and finishes) it"
-            )
-        self.index = json.loads((self.root / INDEX).read_text())
-        if self.index.get("format") != FORMAT:
-            raise ValueError(f"{self.root / INDEX} is not a {FORMAT} index")
-        self.entries = self.index["entries"]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"pair {index} is out of range for {len(self)} clips")
-        entry = self.entries[index]
-        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
-            return {n: f.get_tensor(f"{entry['key']}.{n}") for n in FIELDS}
+    format, fields, what = FORMAT, FIELDS, "refiner pair"
+    build_hint = "`sanawm refine pairs CONFIG`"
 
 
 __all__ = ["FORMAT", "PairDataset", "build_pairs", "clip_seed"]

@@ -25,7 +25,15 @@ import torch
 
 from ..model.state import StreamState
 from ..model.transformer import SanaWMTransformer
-from .base import RELEASE_SIGMAS, RefinerCameras, RefinerPrompt, RefinerSchedule, RefinerStream, refine_clip
+from .base import (
+    RELEASE_SIGMAS,
+    RefinerCameras,
+    RefinerPrompt,
+    RefinerSchedule,
+    RefinerStream,
+    check_block,
+    refine_clip,
+)
 
 REFINER_FILE = "refiner.json"
 
@@ -166,14 +174,7 @@ class SmallRefiner:
     ) -> torch.Tensor:
         """Refine the next block (B, C, n, H, W), n <= block_size, of stage-1 latents; advance `state`."""
         self._check_latents(block)
-        num = block.shape[2]
-        if not 1 <= num <= self.schedule.block_size:
-            raise ValueError(f"a refiner block holds 1..{self.schedule.block_size} latent frames; got {num}")
-        if (block.shape[0], block.shape[3], block.shape[4]) != (state.batch_size, state.height, state.width):
-            raise ValueError(
-                f"block of shape {tuple(block.shape)} does not match the stream's batch {state.batch_size} "
-                f"and latent grid {state.height}x{state.width}"
-            )
+        check_block(self.schedule, state, block)
         clean = self._to_model(block)
         dtype = clean.dtype
         noise_device = generator.device if generator is not None else clean.device

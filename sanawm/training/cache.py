@@ -202,6 +202,39 @@ class _Windows(Dataset):
         }
 
 
+class ShardedSamples(Dataset):
+    """A finished folder of safetensors shards written with an index.json whose "entries" name each
+    sample's shard and key: item k is {field: tensor} for the subclass's `fields`. Subclasses set `format`
+    (the index's "format"), `fields`, `what` (for messages) and `build_hint` (the command that builds one)."""
+
+    format: str = ""
+    fields: tuple[str, ...] = ()
+    what: str = "sample"
+    build_hint: str = ""
+
+    def __init__(self, root) -> None:
+        self.root = Path(root)
+        if not (self.root / INDEX).is_file():
+            raise FileNotFoundError(
+                f"{self.root} has no {INDEX}: not a {self.what} folder, or an unfinished one; "
+                f"{self.build_hint} builds (and finishes) it"
+            )
+        self.index = json.loads((self.root / INDEX).read_text())
+        if self.index.get("format") != self.format:
+            raise ValueError(f"{self.root / INDEX} is not a {self.format} index")
+        self.entries = self.index["entries"]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.what} {index} is out of range for {len(self)}")
+        entry = self.entries[index]
+        with safe_open(str(self.root / entry["shard"]), framework="pt") as f:
+            return {n: f.get_tensor(f"{entry['key']}.{n}") for n in self.fields}
+
+
 def check_resume(out: Path, config: dict, what: str, empty_fix: str, other_fix: str) -> None:
     """Refuse to mix shards of two differently made datasets (`what`) in one folder `out`: shards with
     no config.json (`empty_fix` says what to do), or a config.json whose settings differ from `config`."""

@@ -211,3 +211,11 @@ def test_cli_refine_adds_paired_refined_method_and_drift(pipe, tmp_path, capsys)
     assert methods["model"]["drift"] is None and data["drift"] == {}  # a 1 s clip has no drift
     assert main([*argv[:3], str(folder), *argv[4:], "--refine"]) == 2
     assert "has no refiner/" in capsys.readouterr().err
+
+
+def test_no_ablation_skips_the_camera_removed_baseline(pipe, tmp_path):
+    _, p = pipe
+    report = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",), steps=1, ablation=False)
+    assert report.methods() == ["model", "repeat_first"]
+    assert set(report.scenes[0].seconds_taken) == {"render", "model"}
+    assert "no_camera" not in report.to_markdown() and report.settings["ablation"] is False
