@@ -30,3 +30,21 @@ def test_shipped_weights_are_small_and_load_offline():
     assert result.frames.shape == (17, 256, 256, 3)
     assert torch.isfinite(result.latents).all()
     assert 5 < result.frames.std() < 120  # an image, not a constant
+
+
+def test_shipped_networks_are_int8_and_load_as_float():
+    """Every shipped network (the teacher, and a student/ or refiner/ where present) is stored int8 and
+    loads into float weights; a shipped student is used by default, the teacher with student=False."""
+    from sanawm.model.int8 import file_is_int8
+
+    folders = [DEFAULT_MODEL / "transformer"]
+    folders += [DEFAULT_MODEL / sub / "transformer" for sub in ("student", "refiner")]
+    for folder in folders:
+        if folder.is_dir():
+            assert file_is_int8(folder / "diffusion_pytorch_model.safetensors"), folder
+    pipe = WorldModelPipeline.from_pretrained()
+    assert all(p.dtype == torch.float32 for p in pipe.transformer.parameters())
+    assert pipe.is_student == (DEFAULT_MODEL / "student").is_dir()
+    assert (pipe.refiner is not None) == (DEFAULT_MODEL / "refiner").is_dir()
+    teacher = WorldModelPipeline.from_pretrained(student=False)
+    assert not teacher.is_student and teacher.generation_config().timesteps is None
