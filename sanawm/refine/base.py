@@ -66,6 +66,21 @@ class RefinerPrompt:
     embeds: torch.Tensor
     mask: torch.Tensor | None = None
 
+    def batched(self, batch_size: int, device, dtype: torch.dtype) -> RefinerPrompt:
+        """The prompt on the network's device and dtype for `batch_size` clips (one prompt is shared)."""
+        embeds, mask = self.embeds.to(device=device, dtype=dtype), self.mask
+        if mask is not None:
+            mask = mask.to(device)
+        if embeds.shape[0] == 1 and batch_size > 1:
+            embeds = embeds.expand(batch_size, -1, -1)
+            mask = mask.expand(batch_size, -1) if mask is not None else None
+        if embeds.shape[0] != batch_size:
+            raise ValueError(
+                f"prompt embeddings have batch {embeds.shape[0]} but the latents have batch {batch_size}; "
+                "encode one prompt per clip, or one prompt for all"
+            )
+        return RefinerPrompt(embeds=embeds, mask=mask)
+
 
 @dataclass(frozen=True)
 class RefinerCameras:
@@ -98,6 +113,12 @@ class RefinerCameras:
 
 def _camera_frames(cameras: RefinerCameras | None, start: int, stop: int) -> RefinerCameras | None:
     return None if cameras is None else cameras.frames(start, stop)
+
+
+def check_sink(schedule: RefinerSchedule, sink: torch.Tensor) -> None:
+    """The sink (B, C, n, H, W) must hold exactly the schedule's `sink_size` latent frames."""
+    if sink.shape[2] != schedule.sink_size:
+        raise ValueError(f"the sink must be {schedule.sink_size} latent frame(s); got {sink.shape[2]}")
 
 
 def check_block(schedule: RefinerSchedule, state, block: torch.Tensor) -> int:

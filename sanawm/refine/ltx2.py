@@ -22,7 +22,15 @@ from diffusers import SanaWMLTX2RefinerTransformer3DModel
 from diffusers.models.transformers.transformer_sana_wm_refiner import SanaWMRefinerKVCache
 from diffusers.pipelines.sana_wm.refiner import _pack_latents, _unpack_latents
 
-from .base import RefinerCameras, RefinerPrompt, RefinerSchedule, RefinerStream, check_block, refine_clip
+from .base import (
+    RefinerCameras,
+    RefinerPrompt,
+    RefinerSchedule,
+    RefinerStream,
+    check_block,
+    check_sink,
+    refine_clip,
+)
 from .ltx2_text import LTX2PromptEncoder
 
 
@@ -136,10 +144,7 @@ class LTX2Refiner:
         """Record the sink frames' pre-RoPE K/V (one σ = 0 pass over the raw stage-1 sink, no prefix).
         `cameras` are ignored (no camera input)."""
         self._check_latents(sink)
-        if sink.shape[2] != self.schedule.sink_size:
-            raise ValueError(
-                f"the sink must be {self.schedule.sink_size} latent frame(s); got {sink.shape[2]}"
-            )
+        check_sink(self.schedule, sink)
         batch_size, _, _, height, width = sink.shape
         state = LTX2RefinerState(
             kv_cache=SanaWMRefinerKVCache(len(self.transformer.transformer_blocks)),
@@ -286,16 +291,4 @@ class LTX2Refiner:
         return prompt if isinstance(prompt, RefinerPrompt) else self.encode_prompt(prompt)
 
     def _batched_prompt(self, prompt: RefinerPrompt, batch_size: int) -> RefinerPrompt:
-        device, dtype = self.transformer.device, self.transformer.dtype
-        embeds, mask = prompt.embeds.to(device=device, dtype=dtype), prompt.mask
-        if mask is not None:
-            mask = mask.to(device)
-        if embeds.shape[0] == 1 and batch_size > 1:
-            embeds = embeds.expand(batch_size, -1, -1)
-            mask = mask.expand(batch_size, -1) if mask is not None else None
-        if embeds.shape[0] != batch_size:
-            raise ValueError(
-                f"prompt embeddings have batch {embeds.shape[0]} but the latents have batch {batch_size}; "
-                "encode one prompt per clip, or one prompt for all"
-            )
-        return RefinerPrompt(embeds=embeds, mask=mask)
+        return prompt.batched(batch_size, self.transformer.device, self.transformer.dtype)

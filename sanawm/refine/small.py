@@ -32,6 +32,7 @@ from .base import (
     RefinerSchedule,
     RefinerStream,
     check_block,
+    check_sink,
     refine_clip,
 )
 
@@ -148,10 +149,7 @@ class SmallRefiner:
     ) -> SmallRefinerState:
         """Record the sink frames (B, C, sink_size, H, W) with one σ = 0 pass into a fresh stream state."""
         self._check_latents(sink)
-        if sink.shape[2] != self.schedule.sink_size:
-            raise ValueError(
-                f"the sink must be {self.schedule.sink_size} latent frame(s); got {sink.shape[2]}"
-            )
+        check_sink(self.schedule, sink)
         batch_size, _, _, height, width = sink.shape
         state = SmallRefinerState(
             self.transformer.init_stream_state(self.kv_window),
@@ -236,18 +234,7 @@ class SmallRefiner:
 
     def _batched_prompt(self, prompt: RefinerPrompt, batch_size: int) -> RefinerPrompt:
         p = self._param()
-        embeds, mask = prompt.embeds.to(device=p.device, dtype=p.dtype), prompt.mask
-        if mask is not None:
-            mask = mask.to(p.device)
-        if embeds.shape[0] == 1 and batch_size > 1:
-            embeds = embeds.expand(batch_size, -1, -1)
-            mask = mask.expand(batch_size, -1) if mask is not None else None
-        if embeds.shape[0] != batch_size:
-            raise ValueError(
-                f"prompt embeddings have batch {embeds.shape[0]} but the latents have batch {batch_size}; "
-                "encode one prompt per clip, or one prompt for all"
-            )
-        return RefinerPrompt(embeds=embeds, mask=mask)
+        return prompt.batched(batch_size, p.device, p.dtype)
 
 
 __all__ = ["REFINER_FILE", "SmallRefiner", "SmallRefinerState", "small_schedule"]
