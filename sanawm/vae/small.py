@@ -51,6 +51,11 @@ SMALL_VAE_PRESETS: dict[str, SmallVAEConfig] = {
     # LTX-2, so the default model runs the 2.6B model's exact token geometry. Decodes 60 s of video
     # in ~35 s on 2 CPU cores.
     "medium": SmallVAEConfig(latent_channels=32, channels=(48, 96, 128, 192)),
+    # The same network with a wider latent (384x and 192x fewer numbers than pixels; 192x is LTX-2's):
+    # candidates for a sharper default model, since at 32x space the latent width, not the network,
+    # bounds reconstruction (the world model only grows its input and output projections).
+    "medium-c64": SmallVAEConfig(latent_channels=64, channels=(48, 96, 128, 192)),
+    "medium-c128": SmallVAEConfig(latent_channels=128, channels=(48, 96, 128, 192)),
     "base": SmallVAEConfig(latent_channels=16, channels=(64, 128, 256, 256), layers_per_level=2),
 }
 

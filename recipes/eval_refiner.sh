@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The refiner's acceptance evaluation: stage 1 (the pipeline's multi-step model, its own sampler settings)
+# against stage 1 + the pipeline's refiner, same seeds, on held-out procedural scenes along 60 s paths.
+#
+#   recipes/eval_refiner.sh WORK [--smoke] [--pipeline PIPELINE]
+#
+# Writes WORK/return/eval.json (per scene, per frame, per horizon; drift and revisit per method),
+# WORK/return/psnr.png and WORK/return/sheets/ (contact sheets). SCENES (default 20), SECONDS (default 60).
+set -euo pipefail
+WORK=${1:?usage: recipes/eval_refiner.sh WORK [--smoke] [--pipeline PIPELINE]}
+shift
+MODE=full; PIPE=()
+while (( $# )); do
+    case $1 in
+        --smoke) MODE=--smoke ;;
+        --pipeline) PIPE=(--model "$(realpath "${2:?--pipeline needs a folder}")"); shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+mkdir -p "$WORK/return"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
+if [[ $MODE == --smoke ]]; then
+    ARGS=(--scenes 1 --seconds 2 --size 64 --horizons 1,2 --steps 2)
+else
+    ARGS=(--scenes "${SCENES:-20}" --seconds "${SECONDS:-60}" --horizons 1,5,10,30,60)
+fi
+log "stage 1 vs stage 1 + refiner: ${ARGS[*]}"
+python3 -m sanawm.cli.main eval worlds "${PIPE[@]}" --teacher --refine --no-ablation --dtype fp32 "${ARGS[@]}" \
+    --sheets "$WORK/return/sheets" --plot "$WORK/return/psnr.png" --out "$WORK/return/eval.json" \
+    > "$WORK/return/eval.stdout" 2> "$WORK/eval.log"
+log "done"
