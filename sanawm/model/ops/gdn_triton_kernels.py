@@ -214,7 +214,9 @@ def key_grads(
         g += tl.dot(v, du, input_precision=PRECISION)
         dv = tl.dot(k, tl.trans(du), input_precision=PRECISION) * beta[:, None]
         tl.store(
-            DV + frame * S * E + rows[:, None] * E + offs_e[None, :], dv, mask=mask_s[:, None] & mask_e[None, :]
+            DV + frame * S * E + rows[:, None] * E + offs_e[None, :],
+            dv,
+            mask=mask_s[:, None] & mask_e[None, :],
         )
     dk = (direct + g) * beta[:, None]
     tl.store(DK + frame * S * D + rows[:, None] * D + offs_d[None, :], dk, mask=sd_mask)
