@@ -100,7 +100,7 @@ def _scan(N, Bm, ends, x0, *, reverse, transpose=False, pre_keep=False, store_pr
         N, Bm, ends, x0c, out, final, T, R, D, snr, snc,
         REVERSE=reverse, HAS_X0=x0 is not None, PRE_KEEP=pre_keep, STORE_PRE=store_pre,
         ADD_FIRST=add_first, POST_KEEP=post_keep, STORE_POST=not store_pre,
-        BR=BR, BD=_pow2(D), num_warps=4,
+        BR=BR, BD=_pow2(D), num_warps=8,
     )  # fmt: skip
     return out, final
 
