@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import traceback
 
@@ -129,6 +130,11 @@ def main(argv=None) -> int:
         choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
         help="also time the streaming rollout with the blocks under torch.compile in these modes",
     )
+    ap.add_argument(
+        "--gdn-baseline",
+        action="store_true",
+        help="also time the bidirectional evaluation with the GDN on the PyTorch scan (SANAWM_GDN_KERNEL=0)",
+    )
     ap.add_argument("--profile", help="write the top CUDA kernels of one bidirectional call here")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -167,6 +173,8 @@ def main(argv=None) -> int:
         save()  # after every case: a run cut short keeps what it measured
 
     case("ours_bidirectional", lambda: network_case("ours_bidirectional", call_ours, args.repeats, peaks))
+    if args.gdn_baseline:
+        case("ours_bidirectional_pytorch_gdn", lambda: without_gdn_kernel(call_ours, args.repeats, peaks))
     if args.profile:
         case("profile", lambda: profile(call_ours, args.profile))
     if "reference" in models:
@@ -196,6 +204,15 @@ def main(argv=None) -> int:
     summarise(result)
     save()
     return 0
+
+
+def without_gdn_kernel(call, repeats, peaks) -> dict:
+    """The bidirectional case with the GDN on the PyTorch scan instead of the Triton kernels."""
+    os.environ["SANAWM_GDN_KERNEL"] = "0"
+    try:
+        return network_case("ours_bidirectional_pytorch_gdn", call, repeats, peaks, flops=False)
+    finally:
+        os.environ.pop("SANAWM_GDN_KERNEL")
 
 
 def all_softmax(ours):
@@ -318,7 +335,14 @@ def summarise(result) -> None:
             + " | ".join(cells)
             + " |"
         )
-    for k in ("speedup_vs_reference", "end_to_end_streaming_s", "end_to_end_realtime_factor"):
+    if "seconds" in ours and "seconds" in rows.get("ours_bidirectional_pytorch_gdn", {}):
+        result["gdn_kernel_speedup"] = rows["ours_bidirectional_pytorch_gdn"]["seconds"] / ours["seconds"]
+    for k in (
+        "gdn_kernel_speedup",
+        "speedup_vs_reference",
+        "end_to_end_streaming_s",
+        "end_to_end_realtime_factor",
+    ):
         if k in result:
             print(f"{k}: {result[k]:.3f}")
 

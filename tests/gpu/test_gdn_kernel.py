@@ -1,7 +1,10 @@
-"""The Triton GDN scan against the PyTorch scan, on the GPU (skips without CUDA or Triton).
+"""The Triton GDN kernels against the PyTorch scan on the GPU, forward and gradients (skips without CUDA
+or Triton).
 
-Tolerances: fp32 inputs with fp32 (ieee) products agree to 1e-5 relative; bf16 inputs run their products
-in tf32 (10-bit mantissa), compared with the fp32 scan of the same bf16 values: 5e-3."""
+Tolerances (relative L2 against `gdn_parallel` in fp32 on the same input values):
+- fp32 inputs, fp32 ("ieee") products: outputs and states 1e-5, gradients 1e-4.
+- bf16 inputs: token products in tf32 (10-bit mantissa), states fp32, input gradients rounded to bf16:
+  outputs and states 5e-3, gradients 1.5e-2."""
 
 import pytest
 import torch
@@ -16,6 +19,8 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
     pytest.mark.skipif(not gdn_triton.AVAILABLE, reason="needs Triton"),
 ]
+TOL = {torch.float32: (1e-5, 1e-4), torch.bfloat16: (5e-3, 1.5e-2)}
+NAMES = ("q", "k", "v", "beta", "decay", "q_den", "k_den", "num0", "den0")
 
 
 def _map(x: GDNInputs, fn) -> GDNInputs:
@@ -42,30 +47,55 @@ def _rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
+def _run(fn, x: GDNInputs, state, chunks, numerator_only, seed=5):
+    """Outputs and the gradients of a fixed random loss wrt every input of `fn`."""
+    leaves = [None if t is None else t.detach().clone().requires_grad_() for t in x.__dict__.values()]
+    st = (
+        [None, None]
+        if state is None
+        else [t.detach().clone().requires_grad_() for t in (state.num, state.den)]
+    )
+    if numerator_only:
+        leaves[5:], st[1] = [None, None], None
+    out = fn(GDNInputs(*leaves), chunks, None if state is None else GDNState(*st))
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    loss = (out.num * torch.randn(out.num.shape, generator=g, device="cuda")).sum()
+    loss = loss + (out.state.num * torch.randn(out.state.num.shape, generator=g, device="cuda")).sum()
+    if out.den is not None:
+        loss = loss + (out.den * torch.randn(out.den.shape, generator=g, device="cuda")).sum()
+        loss = loss + (out.state.den * torch.randn(out.state.den.shape, generator=g, device="cuda")).sum()
+    loss.backward()
+    grads = {n: t.grad for n, t in zip(NAMES, leaves + st, strict=True) if t is not None}
+    return out, grads
+
+
+def _reference(x, chunks, state):
+    return gdn_parallel(to_fp32(x), chunks, state)
+
+
 @pytest.mark.parametrize("chunks", [None, (4, 3, 3, 1)], ids=["bidirectional", "chunk-causal"])
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 5e-3)], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_kernel_equals_pytorch_scan(chunks, dtype, tol, with_state):
+@pytest.mark.parametrize("numerator_only", [False, True], ids=["num+den", "num-only"])
+def test_kernel_equals_pytorch_scan_forward_and_gradients(chunks, dtype, with_state, numerator_only):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tol_out, tol_grad = TOL[dtype]
     for seed, (B, H, S, D, Dv) in enumerate([(2, 3, 37, 112, 112), (1, 2, 64, 24, 40)]):
         x, state = _inputs(B, H, 11, S, D, Dv, dtype, seed)
         state = state if with_state else None
-        ref = gdn_parallel(to_fp32(x), chunks, state)
-        out = gdn_triton.gdn_scan_triton(x, chunks, state)
-        assert torch.isfinite(out.num).all() and torch.isfinite(out.den).all()
-        assert _rel(out.num, ref.num) < tol and _rel(out.den, ref.den) < tol
-        assert _rel(out.state.num, ref.state.num) < tol and _rel(out.state.den, ref.state.den) < tol
+        ref, ref_grads = _run(_reference, x, state, chunks, numerator_only)
+        out, grads = _run(gdn_triton.gdn_scan_triton, x, state, chunks, numerator_only)
+        checks = {"num": _rel(out.num, ref.num), "state": _rel(out.state.num, ref.state.num)}
+        if not numerator_only:
+            checks |= {"den": _rel(out.den, ref.den), "den_state": _rel(out.state.den, ref.state.den)}
+        bad = {k: v for k, v in checks.items() if not v < tol_out}
+        assert not bad, f"outputs: {bad}"
+        assert grads.keys() == ref_grads.keys()
+        gbad = {n: _rel(grads[n], ref_grads[n]) for n in grads if not _rel(grads[n], ref_grads[n]) < tol_grad}
+        assert not gbad, f"gradients: {gbad}"
 
 
-def test_numerator_only_rule():
-    x, state = _inputs(1, 2, 9, 40, 32, 32, torch.float32, 7)
-    x = GDNInputs(x.q, x.k, x.v, x.beta, x.decay)
-    ref = gdn_parallel(x, (4, 5), GDNState(state.num))
-    out = gdn_triton.gdn_scan_triton(x, (4, 5), GDNState(state.num))
-    assert out.den is None and out.state.den is None
-    assert _rel(out.num, ref.num) < 1e-5 and _rel(out.state.num, ref.state.num) < 1e-5
-
-
-def test_dispatch_uses_the_kernel_only_without_gradients(monkeypatch):
+def test_dispatch_takes_the_kernel_with_and_without_gradients(monkeypatch):
     x, state = _inputs(1, 2, 5, 16, 16, 16, torch.float32, 3)
     calls = []
     real = gdn_triton.gdn_scan_triton
@@ -73,16 +103,21 @@ def test_dispatch_uses_the_kernel_only_without_gradients(monkeypatch):
     with torch.no_grad():
         gdn_scan(x, None, state)
     assert calls == [1]
-    xg = GDNInputs(x.q.requires_grad_(), x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)
+    xg = GDNInputs(x.q.clone().requires_grad_(), x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)
     out = gdn_scan(xg, None, state)
-    assert calls == [1] and out.num.requires_grad  # the differentiable PyTorch scan
+    assert calls == [1, 1] and out.num.requires_grad
     monkeypatch.setenv("SANAWM_GDN_KERNEL", "0")
     with torch.no_grad():
         gdn_scan(x, None, state)
-    assert calls == [1]
+    assert calls == [1, 1]
+    x64 = _map(x, lambda t: t.double())  # float64 is not a kernel dtype: the PyTorch scan
+    monkeypatch.delenv("SANAWM_GDN_KERNEL")
+    gdn_scan(x64, None, None)
+    assert calls == [1, 1]
 
 
 def test_network_with_kernel_equals_network_without(monkeypatch):
+    """The tiny network in fp32 (TF32 off): outputs and parameter gradients with and without the kernels."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
     model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).cuda()
@@ -92,10 +127,17 @@ def test_network_with_kernel_equals_network_without(monkeypatch):
     ts = (torch.rand(1, T, generator=g) * 1000).cuda()
     text = torch.randn(1, 5, model.cfg.caption_channels, generator=g).cuda()
     camera, plucker = (t.cuda() for t in camera_inputs(T, grid))
-    with torch.no_grad():
-        for chunks in (None, (3, 2, 2)):
-            fast = model(lat, ts, text, None, camera, plucker, chunks=chunks, kv_window=1)
-            monkeypatch.setenv("SANAWM_GDN_KERNEL", "0")
-            slow = model(lat, ts, text, None, camera, plucker, chunks=chunks, kv_window=1)
-            monkeypatch.delenv("SANAWM_GDN_KERNEL")
-            assert _rel(fast, slow) < 1e-5
+    for chunks in (None, (3, 2, 2)):
+        results = []
+        for switch in ("1", "0"):
+            monkeypatch.setenv("SANAWM_GDN_KERNEL", switch)
+            model.zero_grad()
+            out = model(lat, ts, text, None, camera, plucker, chunks=chunks, kv_window=1)
+            out.square().mean().backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            results.append((out.detach(), grads))
+        (fast, gf), (slow, gs) = results
+        assert _rel(fast, slow) < 1e-5
+        assert gf.keys() == gs.keys()
+        worst = max(_rel(gf[n], gs[n]) for n in gf if gs[n].norm() > 0)
+        assert worst < 1e-4, worst

@@ -175,23 +175,16 @@ def gdn_parallel(
 def gdn_scan(
     x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None, cp=None
 ) -> GDNOutput:
-    """The GDN scan the network runs: the fused Triton kernel (`gdn_triton`) on CUDA when nothing
-    needs gradients and the clip is on one rank, else `gdn_parallel` in fp32. Both compute
-    `gdn_reference`'s function; the kernel reads bf16 or fp32 inputs as they are. Set the environment
-    variable SANAWM_GDN_KERNEL=0 to always take the PyTorch path."""
-    if cp is None and x.k.is_cuda and _kernel_allowed(x):
+    """The GDN scan the network runs: the Triton kernels (`gdn_triton`, forward and backward) on CUDA
+    when the clip is on one rank, else `gdn_parallel` in fp32. Both compute `gdn_reference`'s function;
+    the kernels read bf16 or fp32 inputs as they are. Set the environment variable
+    SANAWM_GDN_KERNEL=0 to always take the PyTorch path."""
+    if cp is None and x.k.is_cuda and os.environ.get("SANAWM_GDN_KERNEL", "1") != "0":
         from . import gdn_triton
 
-        if gdn_triton.AVAILABLE:
+        if gdn_triton.AVAILABLE and gdn_triton.supports(x, state):
             return gdn_triton.gdn_scan_triton(x, chunks, state)
     return gdn_parallel(to_fp32(x), chunks, state, cp=cp)
-
-
-def _kernel_allowed(x: GDNInputs) -> bool:
-    if os.environ.get("SANAWM_GDN_KERNEL", "1") == "0":
-        return False
-    tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def to_fp32(x: GDNInputs) -> GDNInputs:

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The Triton GDN kernels on the GPU machine: parity tests, then benchmarks, in under 8 minutes.
+#
+#     OUT=/some/dir bash benchmarks/device_kernels.sh      (repo root as cwd; $OUT defaults to ./out)
+#
+# Parts, each under its own time limit (cut to what is left of a 470 s budget) and run even when an
+# earlier one failed; every part writes its log and JSON under $OUT:
+#   1. tests      pytest tests/gpu/test_gdn_kernel.py (+ the interpreter test, + tests/gpu/test_cuda.py)
+#   2. scan       bench_gdn.py: kernel vs PyTorch scan, forward (both modes, bf16/fp32) and forward+backward
+#   3. layer      bench_gdn.py: one GDN attention layer of the 2.6 B preset at 60 s, eager, with/without kernel
+#   4. net720p    bench_720p.py: one bidirectional 60 s evaluation of sana-wm-2.6b with/without the kernel
+#   5. compiled   bench_gdn.py: the same layer under torch.compile, with/without kernel (last: compiling is slow)
+# Then a short summary table (also in $OUT/summary.txt).
+set -u
+OUT="${OUT:-$PWD/out}"
+mkdir -p "$OUT"
+rm -f "$OUT/parts.txt"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+BUDGET=470
+START=$(date +%s)
+
+part() {  # part NAME CAP_SECONDS COMMAND...
+  local name=$1 cap=$2
+  shift 2
+  local left=$((BUDGET - ($(date +%s) - START)))
+  local limit=$((cap < left ? cap : left))
+  if [ "$limit" -lt 20 ]; then
+    echo "=== $name: skipped (${left}s of the budget left)" | tee -a "$OUT/parts.txt"
+    return
+  fi
+  echo "=== $name (limit ${limit}s): $*"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > >(tee "$OUT/$name.log") 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc after $(($(date +%s) - t0))s" | tee -a "$OUT/parts.txt"
+}
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+  python3 -c "import triton; print('triton', triton.__version__)"
+  git rev-parse --short HEAD 2>/dev/null
+} 2>&1 | tee "$OUT/env.txt"
+
+part tests 150 python3 -m pytest -q -rs -x --junitxml="$OUT/tests.xml" \
+  tests/gpu/test_gdn_kernel.py tests/model/test_gdn_triton_interpret.py tests/gpu/test_cuda.py
+part scan 110 python3 benchmarks/bench_gdn.py --skip layer_eager layer_compiled --out "$OUT/bench_gdn_scan.json"
+part layer 70 python3 benchmarks/bench_gdn.py --skip scan train layer_compiled --out "$OUT/bench_gdn_layer.json"
+part net720p 150 python3 benchmarks/bench_720p.py --skip reference softmax streaming vae --gdn-baseline \
+  --repeats 3 --out "$OUT/bench_720p.json"
+part compiled 150 python3 benchmarks/bench_gdn.py --skip scan train layer_eager --out "$OUT/bench_gdn_compiled.json"
+
+python3 - "$OUT" <<'EOF' 2>&1 | tee "$OUT/summary.txt"
+import json, os, sys, re
+out = sys.argv[1]
+print("\n===== summary =====")
+print(open(os.path.join(out, "parts.txt")).read().strip())
+log = os.path.join(out, "tests.log")
+if os.path.exists(log):
+    lines = [l for l in open(log).read().splitlines() if re.search(r"passed|failed|error", l)]
+    print("tests:", lines[-1] if lines else "no result line")
+
+def load(name):
+    p = os.path.join(out, name)
+    try:
+        return json.load(open(p))
+    except Exception as e:  # noqa: BLE001
+        print(f"{name}: {type(e).__name__}")
+        return None
+
+print("\n| case | kernel ms | PyTorch ms | speed-up | max rel. err |")
+print("| --- | --- | --- | --- | --- |")
+for name in ("bench_gdn_scan.json",):
+    d = load(name)
+    for r in (d or {}).get("rows", []):
+        if "error" in r:
+            print(f"| {r['case']} | {r['error']} | | | |")
+            continue
+        err = max(v for k, v in r.items() if k.startswith("rel_"))
+        print(f"| {r['case']} | {1e3*r['kernel_s']:.1f} | {1e3*r['pytorch_s']:.1f} | {r['speedup']:.2f}x | {err:.1e} |")
+print("\n| GDN layer at 60 s | ms | first call s | peak GiB |")
+print("| --- | --- | --- | --- |")
+for name in ("bench_gdn_layer.json", "bench_gdn_compiled.json"):
+    d = load(name)
+    for r in (d or {}).get("rows", []):
+        if "error" in r:
+            print(f"| {r['case']} | {r['error']} | | |")
+        else:
+            print(f"| {r['case']} | {1e3*r['seconds']:.1f} | {r['first_call_s']:.1f} | {r['peak_gib']:.1f} |")
+d = load("bench_720p.json")
+if d:
+    print(f"\n720p bidirectional 60 s on {d.get('device')}:")
+    for r in d.get("cases", []):
+        print(" ", r["case"], r.get("error") or f"{r['seconds']:.3f} s, peak {r.get('peak_gib', float('nan')):.1f} GiB")
+    if "gdn_kernel_speedup" in d:
+        print(f"  GDN kernel speed-up of the whole evaluation: {d['gdn_kernel_speedup']:.2f}x")
+EOF
+echo "total $(($(date +%s) - START))s; results in $OUT"
