@@ -82,3 +82,15 @@ def test_compiled_blocks_stream_like_eager():
         again = _stream(model, lat, ts, text, camera, plucker)  # cached graphs, no recompilation
     assert ((compiled - eager).norm() / eager.norm()).item() < 1e-4
     assert ((again - compiled).norm() / compiled.norm()).item() < 1e-6
+
+
+def test_ssim_on_cuda_matches_cpu():
+    """The evaluation scores frames on the GPU when it has one: same numbers as on the CPU."""
+    import numpy as np
+
+    from sanawm.eval.image_metrics import ssim
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (70, 40, 48, 3)).astype(np.uint8)  # more than one CUDA block of 64 frames
+    b = np.clip(a + rng.normal(0, 25, a.shape), 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(ssim(a, b, device="cuda"), ssim(a, b, device="cpu"), rtol=1e-6)
