@@ -5,7 +5,9 @@
 #   recipes/eval_refiner.sh WORK [--smoke] [--pipeline PIPELINE]
 #
 # Writes WORK/return/eval.json (per scene, per frame, per horizon; drift and revisit per method),
-# WORK/return/psnr.png and WORK/return/sheets/ (contact sheets). EVAL_SCENES (default 20), EVAL_SECONDS (default 60).
+# WORK/return/psnr.png and WORK/return/sheets/ (contact sheets). EVAL_SCENES (default 20), EVAL_SECONDS (default 60),
+# EVAL_OFFSET (first scene seed, default 1000000; keep it even so that walk and revisit paths alternate as in
+# one run: several processes over consecutive seed ranges add up to the same scenes).
 set -euo pipefail
 WORK=${1:?usage: recipes/eval_refiner.sh WORK [--smoke] [--pipeline PIPELINE]}
 shift
@@ -23,7 +25,8 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 if [[ $MODE == --smoke ]]; then
     ARGS=(--scenes 1 --seconds 2 --size 64 --horizons 1,2 --steps 2)
 else
-    ARGS=(--scenes "${EVAL_SCENES:-20}" --seconds "${EVAL_SECONDS:-60}" --horizons 1,5,10,30,60)
+    ARGS=(--scenes "${EVAL_SCENES:-20}" --seed-offset "${EVAL_OFFSET:-1000000}" --seconds "${EVAL_SECONDS:-60}"
+          --horizons 1,5,10,30,60)
 fi
 log "stage 1 vs stage 1 + refiner: ${ARGS[*]}"
 python3 -m sanawm.cli.main eval worlds "${PIPE[@]}" --teacher --refine --no-ablation --dtype fp32 "${ARGS[@]}" \
