@@ -68,6 +68,15 @@ def add_parser(sub) -> None:
     w.add_argument("--dtype", choices=sorted(DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
     w.set_defaults(run=run_worlds)
 
+    m = esub.add_parser(
+        "merge",
+        help="one report from `eval worlds` runs over disjoint scene seeds (e.g. one process per range)",
+    )
+    m.add_argument("reports", nargs="+", type=Path, help="report JSONs written by `sanawm eval worlds --out`")
+    m.add_argument("--out", type=Path, required=True, help="merged report JSON to write")
+    m.add_argument("--plot", type=Path, help="PSNR-vs-time plot (PNG) of the merged report")
+    m.set_defaults(run=run_merge)
+
 
 def run_worlds(args) -> int:
     from ..eval.worlds import evaluate_worlds
@@ -127,3 +136,24 @@ def run_worlds(args) -> int:
     print(report.to_markdown())
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def run_merge(args) -> int:
+    from ..eval.worlds import WorldsReport, plot_psnr_over_time
+
+    missing = [str(p) for p in args.reports if not p.is_file()]
+    if missing:
+        print(f"sanawm eval merge: no such report: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        report = WorldsReport.merge([WorldsReport.load(p) for p in args.reports])
+    except (ValueError, KeyError) as e:
+        print(f"sanawm eval merge: {e}", file=sys.stderr)
+        return 2
+    report.save(args.out)
+    if args.plot is not None:
+        plot_psnr_over_time(report.to_json(), args.plot)
+    print(report.to_markdown())
+    print(f"wrote {args.out} ({len(report.scenes)} scenes)", file=sys.stderr)
+    return 0
+

@@ -71,6 +71,10 @@ class Scores:
     def to_json(self) -> dict:
         return {"psnr": _finite(self.psnr), "ssim": _finite(self.ssim), "count": self.count}
 
+    @classmethod
+    def from_json(cls, d: dict) -> Scores:
+        return cls(_inf_if_none(d["psnr"]), _inf_if_none(d["ssim"]), int(d["count"]))
+
 
 def window_scores(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> Scores:
     """Scores of frames a vs b (N, H, W, 3): PSNR of the mean MSE over the N frames, mean SSIM."""
@@ -112,6 +116,16 @@ class MethodResult:
             "revisit": None if self.revisit is None else self.revisit.to_json(),
             "drift": None if self.drift is None else _finite(self.drift),
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> MethodResult:
+        return cls(
+            np.array([_inf_if_none(x) for x in d["psnr_per_frame"]], dtype=np.float64),
+            np.array(d["ssim_per_frame"], dtype=np.float64),
+            {float(h): Scores.from_json(v) for h, v in d["horizons"].items()},
+            None if d["revisit"] is None else Scores.from_json(d["revisit"]),
+            None if d["drift"] is None else _inf_if_none(d["drift"]),
+        )
 
 
 def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
@@ -170,6 +184,15 @@ class SceneResult:
             "seconds_taken": {k: round(v, 3) for k, v in self.seconds_taken.items()},
         }
 
+    @classmethod
+    def from_json(cls, d: dict) -> SceneResult:
+        gt = d["ground_truth_revisit"]
+        return cls(
+            int(d["scene_seed"]), d["scene_kind"], d["path_kind"], int(d["path_seed"]), int(d["frames"]),
+            int(d["revisit_pairs"]), {m: MethodResult.from_json(r) for m, r in d["methods"].items()},
+            None if gt is None else Scores.from_json(gt), dict(d.get("seconds_taken", {})),
+        )  # fmt: skip
+
 
 @dataclass
 class WorldsReport:
@@ -223,6 +246,38 @@ class WorldsReport:
             "drift": {m: _finite(d) for m, d in self.drift_table().items()},
             "scenes": [s.to_json() for s in self.scenes],
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> WorldsReport:
+        """The report `to_json` wrote (the tables are recomputed from the scenes)."""
+        return cls(dict(d["settings"]), [SceneResult.from_json(x) for x in d["scenes"]])
+
+    @classmethod
+    def load(cls, path) -> WorldsReport:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def merge(cls, reports: list[WorldsReport]) -> WorldsReport:
+        """One report from evaluations of disjoint scene sets run with the same settings (e.g. one
+        process per seed range): scenes in seed order, tables over all of them. Raises on settings
+        that differ (other than the scene seeds) and on a scene that appears twice."""
+        if not reports:
+            raise ValueError("nothing to merge: pass at least one report")
+        base = {k: v for k, v in reports[0].settings.items() if k != "scene_seeds"}
+        for r in reports[1:]:
+            other = {k: v for k, v in r.settings.items() if k != "scene_seeds"}
+            diff = sorted(k for k in base.keys() | other.keys() if base.get(k) != other.get(k))
+            if diff:
+                raise ValueError(
+                    f"reports were made with different settings ({', '.join(diff)}); merge only runs of "
+                    "one evaluation split over scene seeds"
+                )
+        scenes = sorted((s for r in reports for s in r.scenes), key=lambda s: s.scene_seed)
+        seeds = [s.scene_seed for s in scenes]
+        dup = sorted({x for x in seeds if seeds.count(x) > 1})
+        if dup:
+            raise ValueError(f"scene seed(s) {dup} appear in more than one report; merge disjoint runs")
+        return cls({**reports[0].settings, "scene_seeds": seeds}, scenes)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
@@ -278,6 +333,11 @@ def _mean_scores(scores: list[Scores]) -> Scores:
 
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
+
+
+def _inf_if_none(x) -> float:
+    """Inverse of `_finite` for the values this report stores: null stands for +inf (an exact match)."""
+    return math.inf if x is None else float(x)
 
 
 def _fmt_db(x: float) -> str:

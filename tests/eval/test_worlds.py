@@ -219,3 +219,35 @@ def test_no_ablation_skips_the_camera_removed_baseline(pipe, tmp_path):
     assert report.methods() == ["model", "repeat_first"]
     assert set(report.scenes[0].seconds_taken) == {"render", "model"}
     assert "no_camera" not in report.to_markdown() and report.settings["ablation"] is False
+
+
+def test_merge_of_split_runs_equals_one_run(pipe, tmp_path, capsys):
+    """Scenes evaluated by two processes (even seed offsets, so path kinds alternate as in one run) and
+    merged give the tables of one run over all of them; bad merges are refused with the reason."""
+    _, p = pipe
+    kw = dict(seconds=1.0, size=64, kinds=("walk", "revisit"), steps=2, guidance=2.0, mode="streaming")
+    whole = evaluate_worlds(p, [1_000_000, 1_000_001, 1_000_002, 1_000_003], **kw)
+    parts = [evaluate_worlds(p, [1_000_002, 1_000_003], **kw), evaluate_worlds(p, [1_000_000, 1_000_001], **kw)]
+    paths = []
+    for i, part in enumerate(parts):
+        part.save(tmp_path / f"part{i}.json")
+        paths.append(str(tmp_path / f"part{i}.json"))
+    assert main(["eval", "merge", *paths, "--out", str(tmp_path / "all.json")]) == 0
+    merged = json.loads((tmp_path / "all.json").read_text())
+    want = json.loads(json.dumps(whole.to_json(), allow_nan=False))
+    assert merged["settings"]["scene_seeds"] == [1_000_000, 1_000_001, 1_000_002, 1_000_003]
+    for key in ("horizons", "revisit", "drift"):
+        assert merged[key] == pytest.approx(want[key]) if key == "drift" else merged[key].keys() == want[key].keys()
+    for m, row in want["horizons"].items():
+        for h, s in row.items():
+            assert merged["horizons"][m][h]["psnr"] == pytest.approx(s["psnr"], rel=1e-6)
+            assert merged["horizons"][m][h]["count"] == s["count"]
+    assert "| model |" in capsys.readouterr().out
+    # the same scenes twice, or runs with other settings, are not one evaluation
+    assert main(["eval", "merge", paths[0], paths[0], "--out", str(tmp_path / "x.json")]) == 2
+    assert "more than one report" in capsys.readouterr().err
+    other = evaluate_worlds(p, [1_000_004], **{**kw, "steps": 3})
+    other.save(tmp_path / "other.json")
+    assert main(["eval", "merge", paths[0], str(tmp_path / "other.json"), "--out", str(tmp_path / "y.json")]) == 2
+    assert "different settings (steps)" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
