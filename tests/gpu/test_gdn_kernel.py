@@ -12,7 +12,7 @@ import torch
 from sanawm.model import SanaWMTransformer, get_preset
 from sanawm.model.ops import gdn_triton
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, gdn_scan, to_fp32
-from tests.model.helpers import camera_inputs, randomize
+from tests.model.helpers import camera_inputs, network_layout, randomize
 
 pytestmark = [
     pytest.mark.gpu,
@@ -47,8 +47,9 @@ def _rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
-def _run(fn, x: GDNInputs, state, chunks, numerator_only, seed=5):
-    """Outputs and the gradients of a fixed random loss wrt every input of `fn`."""
+def _run(fn, x: GDNInputs, state, chunks, numerator_only, layout=None, seed=5):
+    """Outputs and the gradients of a fixed random loss wrt every input of `fn`. `layout` re-lays the
+    inputs out in memory after they become leaves (a copy would undo the strides)."""
     leaves = [None if t is None else t.detach().clone().requires_grad_() for t in x.__dict__.values()]
     st = (
         [None, None]
@@ -57,7 +58,8 @@ def _run(fn, x: GDNInputs, state, chunks, numerator_only, seed=5):
     )
     if numerator_only:
         leaves[5:], st[1] = [None, None], None
-    out = fn(GDNInputs(*leaves), chunks, None if state is None else GDNState(*st))
+    inputs = GDNInputs(*leaves)
+    out = fn(inputs if layout is None else layout(inputs), chunks, None if state is None else GDNState(*st))
     g = torch.Generator(device="cuda").manual_seed(seed)
     loss = (out.num * torch.randn(out.num.shape, generator=g, device="cuda")).sum()
     loss = loss + (out.state.num * torch.randn(out.state.num.shape, generator=g, device="cuda")).sum()
@@ -73,18 +75,21 @@ def _reference(x, chunks, state):
     return gdn_parallel(to_fp32(x), chunks, state)
 
 
+@pytest.mark.parametrize("layout", [None, network_layout], ids=["contiguous", "network-layout"])
 @pytest.mark.parametrize("chunks", [None, (4, 3, 3, 1)], ids=["bidirectional", "chunk-causal"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("numerator_only", [False, True], ids=["num+den", "num-only"])
-def test_kernel_equals_pytorch_scan_forward_and_gradients(chunks, dtype, with_state, numerator_only):
+def test_kernel_equals_pytorch_scan_forward_and_gradients(chunks, dtype, with_state, numerator_only, layout):
+    """`network-layout` hands the kernel the strided views the network passes (`network_layout`); the
+    network's (B, T, H) decay viewed as (B, H, T) once made the kernel read frames of the wrong head."""
     torch.backends.cuda.matmul.allow_tf32 = False
     tol_out, tol_grad = TOL[dtype]
     for seed, (B, H, S, D, Dv) in enumerate([(2, 3, 37, 112, 112), (1, 2, 64, 24, 40)]):
         x, state = _inputs(B, H, 11, S, D, Dv, dtype, seed)
         state = state if with_state else None
         ref, ref_grads = _run(_reference, x, state, chunks, numerator_only)
-        out, grads = _run(gdn_triton.gdn_scan_triton, x, state, chunks, numerator_only)
+        out, grads = _run(gdn_triton.gdn_scan_triton, x, state, chunks, numerator_only, layout)
         checks = {"num": _rel(out.num, ref.num), "state": _rel(out.state.num, ref.state.num)}
         if not numerator_only:
             checks |= {"den": _rel(out.den, ref.den), "den_state": _rel(out.state.den, ref.state.den)}

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from sanawm.cameras import latent_camera_inputs
+from sanawm.model.ops.gdn import GDNInputs
 from sanawm.model.transformer import SanaWMTransformer
 
 
@@ -52,3 +53,28 @@ def randomize(model: SanaWMTransformer, scale: float = 0.1, seed: int = 0) -> Sa
     for p in model.parameters():
         p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
     return model
+
+
+def network_layout(x: GDNInputs) -> GDNInputs:
+    """The same values in the memory layout `SelfAttention._gdn` hands to `gdn_scan` (differentiable).
+
+    The network computes per token, then views heads and frames: q, k, v become head views of one
+    token-major (B, T, S, 3 H D) buffer (the fused `qkv`), q_den, k_den head views of a (B, T, S, H D)
+    buffer, β a (B, T, S, H) buffer permuted to (B, H, T, S) and γ a (B, T, H) buffer transposed to
+    (B, H, T). Only the last dim is unit-stride; no view is contiguous."""
+
+    def token_major(ts):
+        B, H, T, S = ts[0].shape[:4]
+        buf = torch.cat([t.permute(0, 2, 3, 1, 4).reshape(B, T, S, -1) for t in ts], -1)
+        views, start = [], 0
+        for t in ts:
+            width = H * t.shape[-1]
+            views.append(buf[..., start : start + width].unflatten(-1, (H, -1)).permute(0, 3, 1, 2, 4))
+            start += width
+        return views
+
+    q, k, v = token_major([x.q, x.k, x.v])
+    q_den, k_den = (None, None) if x.k_den is None else token_major([x.q_den, x.k_den])
+    beta = x.beta.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    decay = x.decay.transpose(1, 2).contiguous().transpose(1, 2)
+    return GDNInputs(q, k, v, beta, decay, q_den, k_den)

@@ -91,6 +91,7 @@ def _scan(N, Bm, ends, x0, *, reverse, transpose=False, pre_keep=False, store_pr
     """One walk of `kernels.state_scan` over (B, H, T, R, D) updates Bm with transitions N (B,H,T,D,D).
     Returns the stored per-frame states (B, H, T, R, D) and the state after the walk (B, H, R, D)."""
     B, H, T, R, D = Bm.shape
+    N, Bm = N.contiguous(), Bm.contiguous()  # the kernel steps through them frame by frame in (B, H, T) order
     out = torch.empty_like(Bm)
     final = torch.empty(B, H, R, D, device=Bm.device, dtype=torch.float32)
     x0c = final if x0 is None else x0.to(torch.float32).contiguous()
@@ -114,7 +115,9 @@ def _transitions(k, v, beta, decay, E, precision):
     A = _frame_products(k, k, beta, k.shape[-1], precision)
     U = _frame_products(v, k, beta, E, precision)
     eye = torch.eye(k.shape[-1], device=k.device, dtype=torch.float32)
-    M = decay.float()[..., None, None] * (eye - A)
+    # contiguous: the product takes decay's memory order, and the network's decay is a (B, T, H) buffer
+    # viewed as (B, H, T), so M would otherwise come out with heads and frames swapped in memory
+    M = (decay.float()[..., None, None] * (eye - A)).contiguous()
     return A, M, U
 
 
