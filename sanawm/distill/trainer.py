@@ -141,17 +141,21 @@ class _Distiller:
     def train_step(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
 
-    def probe_batch(self, dataset) -> dict:
-        """The camera probe's fixed batch: clean (B, C, T, H, W) latents, camera, plucker, text, text_mask."""
-        raise NotImplementedError
+    def probe_batch(self, dataset) -> dict | None:
+        """The camera probe's fixed batch: clean (B, C, T, H, W) latents, camera, plucker, text,
+        text_mask; None: no probe (the default; the two distillation stages have one)."""
+        return None
+
+    def _probing(self) -> bool:
+        return self.cfg.camera_gap.every > 0 and self.cfg.data.camera
 
     def camera_probe(self, dataset) -> CameraProbe | None:
-        """The camera-sensitivity probe on `probe_batch` (None when camera_gap.every is 0 or the run
-        feeds no camera); the teacher's gaps are computed here, once."""
-        cfg = self.cfg
-        if cfg.camera_gap.every == 0 or not cfg.data.camera:
-            return None
+        """The camera-sensitivity probe on `probe_batch` (None without one); the teacher's gaps are
+        computed here, once."""
         batch = self.probe_batch(dataset)
+        if batch is None:
+            return None
+        cfg = self.cfg
         clean = batch["clean"].float().to(self.device)
         T = clean.shape[2]
         g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, 0, 40))
@@ -189,6 +193,7 @@ class _Distiller:
         )
         metrics = MetricsLog(self.out_dir, True, cfg.run.tensorboard, self.step, self._say)
         probe = self.camera_probe(dataset)
+        probe_every = cfg.camera_gap.every if probe is not None else 0
         if probe is not None and self.step == 0:
             row = {"step": 0, **self._probe_metrics(probe)}
             metrics.write(row)
@@ -222,7 +227,7 @@ class _Distiller:
             lr = self.scheduler.get_last_lr()[0]
             out = self.train_step(batch)
             self.step += 1
-            if probe is not None and self.step % cfg.camera_gap.every == 0:
+            if probe is not None and self.step % probe_every == 0:
                 out.update(self._probe_metrics(probe))
             rows.append(out)
             self.position += cfg.data.batch_size
@@ -346,8 +351,10 @@ class OdeDistiller(_Distiller):
         self.build()  # refuses a folder of other settings; computes only what is missing
         return TrajectoryDataset(folder)
 
-    def probe_batch(self, dataset) -> dict:
+    def probe_batch(self, dataset) -> dict | None:
         """The first camera_gap.samples trajectories; the teacher's samples are the clean context."""
+        if not self._probing():
+            return None
         items = [dataset[k] for k in range(min(self.cfg.camera_gap.samples, len(dataset)))]
         batch = {k: torch.stack([it[k] for it in items]) for k in ("camera", "plucker", "text", "text_mask")}
         batch["clean"] = torch.stack([it["states"][-1] for it in items])
@@ -408,9 +415,11 @@ class DmdDistiller(_Distiller):
     def dataset(self):
         return build_dataset(self.cfg.data, self.model_config, self.cfg.run.seed)
 
-    def probe_batch(self, dataset) -> dict:
+    def probe_batch(self, dataset) -> dict | None:
         """The first camera_gap.samples data items at the curriculum's first length (their latents are
         the clean context)."""
+        if not self._probing():
+            return None
         n = self.cfg.camera_gap.samples
         n = min(n, len(dataset)) if hasattr(dataset, "__len__") else n
         items = [dataset[k] for k in range(n)]
