@@ -18,8 +18,11 @@ camera_swap_gap_{student,teacher} in metrics.jsonl).
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -137,4 +140,19 @@ class CameraProbe:
         return row
 
 
-__all__ = ["CameraProbe", "camera_gap", "probe_x0"]
+def probe_summary(metrics) -> str:
+    """The first and last camera-probe rows of a run's metrics.jsonl, one line (recipes log it):
+    `python -m sanawm.distill.diagnostics RUN/metrics.jsonl`."""
+    rows = [r for r in map(json.loads, Path(metrics).read_text().splitlines()) if "camera_gap_student" in r]
+    if not rows:
+        return "no camera probe logged (camera_gap.every 0, or no camera)"
+    keys = [k for k in rows[0] if k.startswith("camera")]
+    picked = rows[:1] + rows[-1:] if len(rows) > 1 else rows
+    return "; ".join(f"step {r['step']}: " + ", ".join(f"{k} {r[k]:.4f}" for k in keys) for r in picked)
+
+
+if __name__ == "__main__":
+    print(probe_summary(sys.argv[1]))
+
+
+__all__ = ["CameraProbe", "camera_gap", "probe_summary", "probe_x0"]

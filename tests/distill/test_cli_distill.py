@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from sanawm.cli.main import main
+from sanawm.distill.diagnostics import probe_summary
 from sanawm.pipelines import WorldModelPipeline
 from tests.training import read_metrics
 
@@ -51,6 +52,8 @@ def test_ode_then_dmd_then_export_gives_a_student_that_generates(runs, teacher_p
         assert all(r["camera_gap_student"] > 0 and r["camera_swap_gap_student"] > 0 for r in rows)
         assert len({r["camera_gap_teacher"] for r in rows}) == 1
     assert json.loads((runs / "ode" / "trajectories" / "index.json").read_text())["samples"] == 4
+    summary = probe_summary(runs / "ode" / "metrics.jsonl")  # what the recipes log
+    assert summary.startswith("step 0: camera_gap_student") and "; step 2: " in summary
     dmd = dmd[1:]
     assert [r["latent_frames"] for r in dmd] == [3, 3, 5]  # the curriculum
     assert "dmd_loss" in dmd[0] and "dmd_loss" not in dmd[1] and "dmd_loss" in dmd[2]  # critic_steps = 2
