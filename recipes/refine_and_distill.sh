@@ -3,7 +3,11 @@
 # then the held-out evaluations:
 #   - recipes/refiner_default.sh (training worlds, latent cache, stage-1 rollouts, refiner, 60 s eval --refine)
 #   - self-forcing DMD from an ODE-stage student (the refiner's latent cache gives its conditions), exported
-#   - 10 s evaluation on the 20 held-out scenes: the ODE student, the DMD student, the teacher at 8 and 24 steps
+#   - 10 s evaluation on the 20 held-out scenes: the ODE student, the DMD student, the teacher at 8 and 24 steps,
+#     and the teacher's own network under the student's 4-step sampler (teacher4: what an untrained student
+#     does; the first students matched it, camera gain included, docs/model-card.md)
+# The DMD run logs the camera probe (camera_gap_{student,teacher} in metrics.jsonl; first and last rows in
+# WORK/recipe.log).
 # WORK/return/ holds what a device call brings back.
 #
 #   recipes/refine_and_distill.sh WORK --student PIPELINE [--smoke]
@@ -55,7 +59,12 @@ if [[ ! -f $WORK/dmd.done ]]; then
         --run.out_dir="$WORK/dmd" --run.progress=false "${DMD_ARGS[@]}" > "$WORK/dmd.json" 2> "$WORK/dmd.log"
     touch "$WORK/dmd.done"
 fi
+log "dmd camera probe: $(python3 -m sanawm.distill.diagnostics "$WORK/dmd/metrics.jsonl")"
 "${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$PIPE" --out "$WORK/pipeline_dmd" --overwrite > /dev/null
+# teacher4: the teacher's network as the "student" (its sampler: the DMD student's generation.json)
+rm -rf "$WORK/pipeline_teacher4"; mkdir -p "$WORK/pipeline_teacher4/student"
+cp -r "$PIPE/transformer" "$PIPE/vae" "$PIPE/scheduler" "$PIPE/generation.json" "$WORK/pipeline_teacher4/"
+cp -r "$PIPE/transformer" "$WORK/pipeline_dmd/student/generation.json" "$WORK/pipeline_teacher4/student/"
 
 log "10 s evaluations (in parallel)"
 evaluate() {  # evaluate NAME PIPELINE ARGS...
@@ -66,8 +75,9 @@ evaluate student_ode "$STUDENT" & a=$!
 evaluate student_dmd "$WORK/pipeline_dmd" & b=$!
 evaluate teacher8 "$PIPE" & c=$!
 evaluate teacher$STEPS "$PIPE" --steps $STEPS & d=$!
-for p in $a $b $c $d; do wait $p || { log "an evaluation failed: see $WORK/eval10_*.log"; exit 1; }; done
-for n in student_ode student_dmd teacher8 teacher$STEPS; do
+evaluate teacher4 "$WORK/pipeline_teacher4" & e=$!
+for p in $a $b $c $d $e; do wait $p || { log "an evaluation failed: see $WORK/eval10_*.log"; exit 1; }; done
+for n in student_ode student_dmd teacher8 teacher$STEPS teacher4; do
     log "eval $n: $(python3 -c "import json; r = json.load(open('$WORK/eval10_$n.json')); \
 print({m: {h: round(s['psnr'], 2) for h, s in r['horizons'][m].items()} for m in ('model', 'no_camera', 'repeat_first')})")"
 done

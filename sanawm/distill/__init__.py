@@ -8,6 +8,7 @@ export` writes a pipeline folder whose `student/` `sanawm generate` uses by defa
 """
 
 from .config import DistillConfig, load_distill_config
+from .diagnostics import CameraProbe, camera_gap
 from .dmd import critic_loss, distribution_matching, dmd_gradient, dmd_loss, predict_x0
 from .export import export_student
 from .ode import TrajectoryDataset, build_trajectories, ode_regression_loss, teacher_trajectory
@@ -15,11 +16,13 @@ from .rollout import self_forcing_rollout
 from .trainer import DmdDistiller, OdeDistiller, load_network
 
 __all__ = [
+    "CameraProbe",
     "DistillConfig",
     "DmdDistiller",
     "OdeDistiller",
     "TrajectoryDataset",
     "build_trajectories",
+    "camera_gap",
     "critic_loss",
     "distribution_matching",
     "dmd_gradient",

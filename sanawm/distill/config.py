@@ -9,7 +9,8 @@ Sections: `teacher` (the frozen multi-step model and its sampler), `student` (in
 few-step timesteps), `stream` (chunk layout and KV window shared by teacher sampling and student rollouts),
 `data` (where conditions come from: first-frame latents, cameras, text; `sanawm.training.config.DataSection`),
 `ode` (the trajectory dataset), `dmd` (self-forcing with distribution matching), `optim` (the student's
-AdamW; `dmd.critic_optim` is the fake score's), `run` (`sanawm.training.config.RunSection`).
+AdamW; `dmd.critic_optim` is the fake score's), `camera_gap` (the camera-sensitivity probe in the logs),
+`run` (`sanawm.training.config.RunSection`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,25 @@ class DmdSection:
 
 
 @dataclass
+class CameraGapSection:
+    """The camera-sensitivity probe (`sanawm.distill.diagnostics.CameraProbe`): on a fixed batch of
+    `samples` clips (ODE: the first trajectories, the teacher's samples as clean context; DMD: the first
+    data items at the curriculum's first length), the relative change of the student's x₀ predictions
+    when its camera is removed / swapped, next to the teacher's, in metrics.jsonl at step 0 and every
+    `every` steps (0: off). A few dozen small network calls per probe."""
+
+    every: int = 25
+    samples: int = 4
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.samples < 1:
+            raise ValueError(
+                f"camera_gap.every must be ≥ 0 (0: off) and camera_gap.samples ≥ 1, got {self.every}, "
+                f"{self.samples}"
+            )
+
+
+@dataclass
 class DistillConfig:
     teacher: TeacherSection = field(default_factory=TeacherSection)
     student: StudentSection = field(default_factory=StudentSection)
@@ -184,6 +204,7 @@ class DistillConfig:
     ode: OdeSection = field(default_factory=OdeSection)
     dmd: DmdSection = field(default_factory=DmdSection)
     optim: OptimSection = field(default_factory=OptimSection)
+    camera_gap: CameraGapSection = field(default_factory=CameraGapSection)
     run: RunSection = field(default_factory=RunSection)
 
 
@@ -222,6 +243,7 @@ def dump_distill_config(cfg: DistillConfig) -> str:
 
 
 __all__ = [
+    "CameraGapSection",
     "DistillConfig",
     "DmdSection",
     "OdeSection",

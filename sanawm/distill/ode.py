@@ -22,18 +22,16 @@ teacher's sample.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..model.transformer import SanaWMTransformer
 from ..sampling import ChunkSession, Conditions, EulerSchedule, Guidance, sample_bidirectional
-from ..training.cache import ShardedSamples, check_resume
+from ..training.cache import ShardedSamples, check_resume, condition_batch, write_shards
 
 INDEX, FORMAT, VERSION = "index.json", "sanawm-ode-trajectories", 1
 NO_GUIDANCE = Guidance(1.0)
@@ -151,71 +149,39 @@ def build_trajectories(
     }
     _check_resume(out, config)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    n_data = len(dataset) if hasattr(dataset, "__len__") else None
-    report = progress or (lambda done, total: None)
-    entries = []
-    for s in range((samples + shard_size - 1) // shard_size):
-        path = out / f"shard_{s:05d}.safetensors"
-        ks = list(range(s * shard_size, min(samples, (s + 1) * shard_size)))
-        entries += [{"key": k, "shard": path.name} for k in ks]
-        if path.is_file():
-            report(ks[-1] + 1, samples)
-            continue
-        tensors = {}
-        for b in range(0, len(ks), batch_size):
-            group = ks[b : b + batch_size]
-            items = [dataset[k % n_data if n_data else k] for k in group]
-            latents = torch.stack([it["latents"] for it in items]).float()
-            if latents.shape[2] < latent_frames:
-                raise ValueError(
-                    f"the conditions have {latents.shape[2]} latent frames but trajectories of "
-                    f"{latent_frames} were asked for; lower data.latent_frames or use longer clips"
+
+    def fill(group: list[int]) -> dict[str, torch.Tensor]:
+        batch = condition_batch(dataset, group, latent_frames, "trajectories")
+        C, _, H, W = batch["latents"].shape[1:]
+        noise = torch.stack(
+            [
+                torch.randn(
+                    C, latent_frames, H, W, generator=torch.Generator().manual_seed(derive_seed(seed, k, 11))
                 )
-            C, _, H, W = latents.shape[1:]
-            noise = torch.stack(
-                [
-                    torch.randn(
-                        C,
-                        latent_frames,
-                        H,
-                        W,
-                        generator=torch.Generator().manual_seed(derive_seed(seed, k, 11)),
-                    )
-                    for k in group
-                ]
+                for k in group
+            ]
+        )
+        on = {k: batch[k].to(device) for k in ("text", "text_mask", "camera", "plucker")}
+        cond = Conditions(on["text"], on["text_mask"], on["camera"], on["plucker"])
+        # States stay float32 whatever the teacher's dtype (the network casts its inputs).
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            states = teacher_trajectory(
+                teacher,
+                noise.to(device),
+                batch["latents"][:, :, :1].to(device),
+                cond,
+                chunks,
+                schedule,
+                keep_sigmas,
+                guidance,
+                kv_window,
             )
-            camera = torch.stack([it["camera"][:latent_frames] for it in items]).float()
-            plucker = torch.stack([it["plucker"][:, :latent_frames] for it in items]).float()
-            text = torch.stack([it["text"] for it in items]).float()
-            mask = torch.stack([it["text_mask"] for it in items])
-            # States stay float32 whatever the teacher's dtype (the network casts its inputs).
-            cond = Conditions(text.to(device), mask.to(device), camera.to(device), plucker.to(device))
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                states = teacher_trajectory(
-                    teacher,
-                    noise.to(device),
-                    latents[:, :, :1].to(device),
-                    cond,
-                    chunks,
-                    schedule,
-                    keep_sigmas,
-                    guidance,
-                    kv_window,
-                )
-            for i, k in enumerate(group):
-                tensors[f"{k}.states"] = states[i].float().cpu().contiguous()
-                tensors[f"{k}.camera"] = camera[i].contiguous()
-                tensors[f"{k}.plucker"] = plucker[i].contiguous()
-                tensors[f"{k}.text"] = text[i].contiguous()
-                tensors[f"{k}.text_mask"] = mask[i].contiguous()
-            report(group[-1] + 1, samples)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
-    tmp = out / (INDEX + ".tmp")
-    tmp.write_text(json.dumps({**config, "entries": entries}, indent=1) + "\n")
-    os.replace(tmp, out / INDEX)
-    return out
+        tensors = {f"{k}.states": states[i].float().cpu() for i, k in enumerate(group)}
+        for name in ("camera", "plucker", "text", "text_mask"):
+            tensors.update({f"{k}.{name}": batch[name][i] for i, k in enumerate(group)})
+        return tensors
+
+    return write_shards(out, config, samples, shard_size, batch_size, fill, progress=progress)
 
 
 def _check_resume(out: Path, config: dict) -> None:

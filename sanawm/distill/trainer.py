@@ -32,6 +32,7 @@ from ..training.trainer import (
     lr_factor,
 )
 from .config import DistillConfig, dump_distill_config
+from .diagnostics import CameraProbe
 from .dmd import critic_loss, distribution_matching, draw_sigma
 from .ode import TrajectoryDataset, build_trajectories, ode_regression_loss
 from .rollout import self_forcing_rollout
@@ -140,6 +141,43 @@ class _Distiller:
     def train_step(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
 
+    def probe_batch(self, dataset) -> dict | None:
+        """The camera probe's fixed batch: clean (B, C, T, H, W) latents, camera, plucker, text,
+        text_mask; None: no probe (the default; the two distillation stages have one)."""
+        return None
+
+    def _probing(self) -> bool:
+        return self.cfg.camera_gap.every > 0 and self.cfg.data.camera
+
+    def camera_probe(self, dataset) -> CameraProbe | None:
+        """The camera-sensitivity probe on `probe_batch` (None without one); the teacher's gaps are
+        computed here, once."""
+        batch = self.probe_batch(dataset)
+        if batch is None:
+            return None
+        cfg = self.cfg
+        clean = batch["clean"].float().to(self.device)
+        T = clean.shape[2]
+        g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, 0, 40))
+        noise = torch.randn(clean.shape, generator=g).to(self.device)
+        with self._autocast():
+            return CameraProbe.build(
+                self.teacher,
+                clean,
+                noise,
+                self._conditions(batch, T),
+                self.schedule.sigmas()[:-1].tolist(),
+                cfg.stream.chunks(T),
+                cfg.stream.kv_window,
+                teacher_bidirectional=cfg.teacher.sampler == "bidirectional",
+            )
+
+    def _probe_metrics(self, probe: CameraProbe | None) -> dict[str, float]:
+        if probe is None:
+            return {}
+        with self._autocast():
+            return probe.metrics(self.student)
+
     def train(self) -> dict:
         from tqdm import tqdm
 
@@ -154,6 +192,12 @@ class _Distiller:
             + (f"; resuming from {self.resumed_from} at step {self.step}" if self.resumed_from else "")
         )
         metrics = MetricsLog(self.out_dir, True, cfg.run.tensorboard, self.step, self._say)
+        probe = self.camera_probe(dataset)
+        probe_every = cfg.camera_gap.every if probe is not None else 0
+        if probe is not None and self.step == 0:
+            row = {"step": 0, **self._probe_metrics(probe)}
+            metrics.write(row)
+            self._say(", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step") + " (step 0)")
         loader = build_loader(dataset, cfg.data, self.model_config, cfg.run.seed, self.position, 0, 1)
         batches = iter(loader)
         bar = tqdm(
@@ -182,8 +226,10 @@ class _Distiller:
             batch = next(batches)
             lr = self.scheduler.get_last_lr()[0]
             out = self.train_step(batch)
-            rows.append(out)
             self.step += 1
+            if probe is not None and self.step % probe_every == 0:
+                out.update(self._probe_metrics(probe))
+            rows.append(out)
             self.position += cfg.data.batch_size
             bar.update(1)
             if self.step % cfg.run.log_every == 0 or self.step == cfg.run.steps:
@@ -305,6 +351,15 @@ class OdeDistiller(_Distiller):
         self.build()  # refuses a folder of other settings; computes only what is missing
         return TrajectoryDataset(folder)
 
+    def probe_batch(self, dataset) -> dict | None:
+        """The first camera_gap.samples trajectories; the teacher's samples are the clean context."""
+        if not self._probing():
+            return None
+        items = [dataset[k] for k in range(min(self.cfg.camera_gap.samples, len(dataset)))]
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("camera", "plucker", "text", "text_mask")}
+        batch["clean"] = torch.stack([it["states"][-1] for it in items])
+        return batch
+
     def train_step(self, batch: dict) -> dict[str, float]:
         cfg = self.cfg
         states = batch["states"].to(self.device)
@@ -359,6 +414,19 @@ class DmdDistiller(_Distiller):
 
     def dataset(self):
         return build_dataset(self.cfg.data, self.model_config, self.cfg.run.seed)
+
+    def probe_batch(self, dataset) -> dict | None:
+        """The first camera_gap.samples data items at the curriculum's first length (their latents are
+        the clean context)."""
+        if not self._probing():
+            return None
+        n = self.cfg.camera_gap.samples
+        n = min(n, len(dataset)) if hasattr(dataset, "__len__") else n
+        items = [dataset[k] for k in range(n)]
+        frames = self.cfg.dmd.latent_frames(0)
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("camera", "plucker", "text", "text_mask")}
+        batch["clean"] = torch.stack([it["latents"][:, :frames] for it in items])
+        return batch
 
     def _extra_state(self) -> dict:
         return {

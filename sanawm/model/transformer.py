@@ -54,8 +54,10 @@ class SanaWMTransformer(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Fresh weights. Camera and Plücker projections and temporal convs start at zero, so the
-        network ignores the camera until training moves them."""
+        """Fresh weights. Camera and Plücker output projections and temporal convs start at zero, so the
+        network ignores the camera until training moves them. The Plücker embedder keeps its default
+        (non-zero) init: with it at zero too, neither it nor the zero projection behind it would ever
+        receive a gradient."""
         if any(p.is_meta for p in self.parameters()):
             return
         for module in self.modules():
@@ -69,8 +71,6 @@ class SanaWMTransformer(nn.Module):
             if block.plucker_proj is not None:
                 nn.init.zeros_(block.plucker_proj.weight)
                 nn.init.zeros_(block.plucker_proj.bias)
-        nn.init.zeros_(self.plucker_embedder.proj.weight)
-        nn.init.zeros_(self.plucker_embedder.proj.bias)
         for lin in (self.t_embedder.linear_1, self.t_embedder.linear_2):
             nn.init.normal_(lin.weight, std=0.02)
         nn.init.zeros_(self.final_layer.linear.weight)

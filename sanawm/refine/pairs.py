@@ -15,14 +15,12 @@ written last (a folder without it is unfinished). Clips are rolled out `batch_si
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from ..training.cache import ShardedSamples, check_resume, shard_name
+from ..training.cache import ShardedSamples, check_resume, condition_batch, write_shards
 from ..training.data import derive_seed
 
 INDEX = "index.json"
@@ -80,53 +78,27 @@ def build_pairs(
         "set --pairs.dir to another folder or delete that one",
     )
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    n_data = len(dataset) if hasattr(dataset, "__len__") else None  # synthetic sources are unbounded
-    report = progress or (lambda done, total: None)
-    entries = []
-    for s in range((samples + shard_size - 1) // shard_size):
-        path = out / shard_name(s)
-        ks = list(range(s * shard_size, min(samples, (s + 1) * shard_size)))
-        entries += [{"key": k, "shard": path.name, "seed": clip_seed(seed, k)} for k in ks]
-        if path.is_file():
-            report(ks[-1] + 1, samples)
-            continue
-        tensors = {}
-        for b in range(0, len(ks), batch_size):
-            group = ks[b : b + batch_size]
-            items = [dataset[k % n_data if n_data else k] for k in group]
-            latents = torch.stack([it["latents"] for it in items]).float()
-            if latents.shape[2] < latent_frames:
-                raise ValueError(
-                    f"the latent cache has {latents.shape[2]} latent frames a clip but pairs of "
-                    f"{latent_frames} were asked for; lower data.latent_frames or cache longer clips"
-                )
-            latents = latents[:, :, :latent_frames]
-            camera = torch.stack([it["camera"][:latent_frames] for it in items]).float()
-            plucker = torch.stack([it["plucker"][:, :latent_frames] for it in items]).float()
-            text = torch.stack([it["text"] for it in items]).float()
-            mask = torch.stack([it["text_mask"] for it in items])
-            dev, dtype = pipe.device, next(pipe.transformer.parameters()).dtype
-            stage1 = pipe.sample_conditioned(
-                latents[:, :, :1],
-                camera.to(dev, dtype),
-                plucker.to(dev, dtype),
-                text,
-                mask,
-                cfg,
-                [clip_seed(seed, k) for k in group],
-                latent_frames,
-            )
-            for i, k in enumerate(group):
-                values = (stage1[i].float().cpu(), latents[i], camera[i], plucker[i], text[i], mask[i])
-                tensors.update({f"{k}.{n}": v.contiguous() for n, v in zip(FIELDS, values, strict=True)})
-            report(group[-1] + 1, samples)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
-    tmp = out / (INDEX + ".tmp")
-    tmp.write_text(json.dumps({**config, "entries": entries}, indent=1) + "\n")
-    os.replace(tmp, out / INDEX)
-    return out
+    dev, dtype = pipe.device, next(pipe.transformer.parameters()).dtype
+
+    def fill(group: list[int]) -> dict[str, torch.Tensor]:
+        batch = condition_batch(dataset, group, latent_frames, "pairs")
+        stage1 = pipe.sample_conditioned(
+            batch["latents"][:, :, :1],
+            batch["camera"].to(dev, dtype),
+            batch["plucker"].to(dev, dtype),
+            batch["text"],
+            batch["text_mask"],
+            cfg,
+            [clip_seed(seed, k) for k in group],
+            latent_frames,
+        )
+        batch["stage1"] = stage1.float().cpu()
+        return {f"{k}.{n}": batch[n][i] for i, k in enumerate(group) for n in FIELDS}
+
+    def entry(k: int) -> dict:
+        return {"seed": clip_seed(seed, k)}
+
+    return write_shards(out, config, samples, shard_size, batch_size, fill, entry, progress)
 
 
 class PairDataset(ShardedSamples):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -235,6 +236,69 @@ class ShardedSamples(Dataset):
             return {n: f.get_tensor(f"{entry['key']}.{n}") for n in self.fields}
 
 
+def write_shards(
+    out: Path,
+    config: dict,
+    samples: int,
+    shard_size: int,
+    batch_size: int,
+    fill: Callable[[list[int]], dict[str, torch.Tensor]],
+    entry: Callable[[int], dict] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Samples 0 .. samples − 1 into `shard_name(s)` files of `shard_size`, the folder a `ShardedSamples`
+    reads: `fill(keys)` computes `batch_size` samples at a time as {"{k}.{field}": tensor}. A shard is
+    written atomically and skipped when it exists (an interrupted build resumes); index.json (`config`
+    plus per sample {"key", "shard", **entry(k)}) comes last, so a folder without it is unfinished.
+    `progress(done, samples)` after each batch. The caller checks and writes config.json first
+    (`check_resume`)."""
+    report = progress or (lambda done, total: None)
+    entries = []
+    for s in range((samples + shard_size - 1) // shard_size):
+        path = out / shard_name(s)
+        ks = list(range(s * shard_size, min(samples, (s + 1) * shard_size)))
+        entries += [{"key": k, "shard": path.name, **(entry(k) if entry else {})} for k in ks]
+        if path.is_file():
+            report(ks[-1] + 1, samples)
+            continue
+        tensors: dict[str, torch.Tensor] = {}
+        for b in range(0, len(ks), batch_size):
+            group = ks[b : b + batch_size]
+            tensors.update({k: v.contiguous() for k, v in fill(group).items()})
+            report(group[-1] + 1, samples)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+    tmp = out / (INDEX + ".tmp")
+    tmp.write_text(json.dumps({**config, "entries": entries}, indent=1) + "\n")
+    os.replace(tmp, out / INDEX)
+    return out
+
+
+def condition_batch(
+    dataset: Dataset, keys: list[int], latent_frames: int, what: str
+) -> dict[str, torch.Tensor]:
+    """Items `keys` of a conditions dataset (a latent cache or a synthetic source; key k reads item
+    k mod its length, unbounded sources item k) stacked in float32 over their first `latent_frames`:
+    latents (B, C, T, h, w), camera (B, T, 20), plucker (B, 48, T, h, w), text (B, L, D), text_mask (B, L).
+    `what` names the dataset being built in the error for too short clips."""
+    n = len(dataset) if hasattr(dataset, "__len__") else None
+    items = [dataset[k % n if n else k] for k in keys]
+    latents = torch.stack([it["latents"] for it in items]).float()
+    if latents.shape[2] < latent_frames:
+        raise ValueError(
+            f"the conditions have {latents.shape[2]} latent frames a clip but {what} of {latent_frames} were "
+            "asked for; lower data.latent_frames or cache longer clips"
+        )
+    return {
+        "latents": latents[:, :, :latent_frames],
+        "camera": torch.stack([it["camera"][:latent_frames] for it in items]).float(),
+        "plucker": torch.stack([it["plucker"][:, :latent_frames] for it in items]).float(),
+        "text": torch.stack([it["text"] for it in items]).float(),
+        "text_mask": torch.stack([it["text_mask"] for it in items]),
+    }
+
+
 def check_resume(out: Path, config: dict, what: str, empty_fix: str, other_fix: str) -> None:
     """Refuse to mix shards of two differently made datasets (`what`) in one folder `out`: shards with
     no config.json (`empty_fix` says what to do), or a config.json whose settings differ from `config`."""
@@ -302,4 +366,13 @@ class LatentCache(Dataset):
         return item
 
 
-__all__ = ["LatentCache", "cache_latents", "check_resume", "weights_hash"]
+__all__ = [
+    "LatentCache",
+    "ShardedSamples",
+    "cache_latents",
+    "check_resume",
+    "condition_batch",
+    "shard_name",
+    "weights_hash",
+    "write_shards",
+]

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from sanawm.cli.main import main
+from sanawm.distill.diagnostics import probe_summary
 from sanawm.pipelines import WorldModelPipeline
 from tests.training import read_metrics
 
@@ -43,8 +44,17 @@ def runs(teacher_pipeline, tmp_path_factory):
 
 def test_ode_then_dmd_then_export_gives_a_student_that_generates(runs, teacher_pipeline, tmp_path, capsys):
     ode, dmd = read_metrics(runs / "ode"), read_metrics(runs / "dmd")
-    assert [r["step"] for r in ode] == [1, 2] and all(np.isfinite(r["loss"]) for r in ode)
+    # step 0: the camera probe before training (the ODE student starts as the teacher: equal gaps)
+    assert [r["step"] for r in ode] == [0, 1, 2] and all(np.isfinite(r["loss"]) for r in ode[1:])
+    assert ode[0]["camera_gap_student"] == ode[0]["camera_gap_teacher"] > 0
+    assert ode[0]["camera_swap_gap_student"] == ode[0]["camera_swap_gap_teacher"] > 0
+    for rows in (ode, dmd):  # camera_gap.every = 1 in the smoke presets; the teacher's gap is computed once
+        assert all(r["camera_gap_student"] > 0 and r["camera_swap_gap_student"] > 0 for r in rows)
+        assert len({r["camera_gap_teacher"] for r in rows}) == 1
     assert json.loads((runs / "ode" / "trajectories" / "index.json").read_text())["samples"] == 4
+    summary = probe_summary(runs / "ode" / "metrics.jsonl")  # what the recipes log
+    assert summary.startswith("step 0: camera_gap_student") and "; step 2: " in summary
+    dmd = dmd[1:]
     assert [r["latent_frames"] for r in dmd] == [3, 3, 5]  # the curriculum
     assert "dmd_loss" in dmd[0] and "dmd_loss" not in dmd[1] and "dmd_loss" in dmd[2]  # critic_steps = 2
     assert all(np.isfinite(r["critic_loss"]) for r in dmd)
@@ -91,13 +101,15 @@ def test_runs_resume_exactly(runs, teacher_pipeline, tmp_path, stage):
         base.append(f"--ode.dataset={runs / 'ode' / 'trajectories'}")  # reused: same settings
     else:
         base.append(f"--student.init_from={runs / 'ode'}")
-    steps = len(read_metrics(runs / stage))
+    steps = read_metrics(runs / stage)[-1]["step"]
     assert main(["distill", stage, f"distill-{stage}-smoke", *base, f"--run.steps={steps - 1}"]) == 0
     assert main(["distill", stage, f"distill-{stage}-smoke", *base, f"--run.steps={steps}", "--resume"]) == 0
     key = "loss" if stage == "ode" else "critic_loss"
     got, want = read_metrics(tmp_path / "r"), read_metrics(runs / stage)
     assert [r["step"] for r in got] == [r["step"] for r in want]
-    assert [r[key] for r in got] == pytest.approx([r[key] for r in want], rel=1e-6)
+    assert [r.get(key) for r in got[1:]] == pytest.approx([r.get(key) for r in want[1:]], rel=1e-6)
+    probe = "camera_gap_student"
+    assert [r[probe] for r in got] == pytest.approx([r[probe] for r in want], rel=1e-5)
 
 
 def test_errors_name_the_fix(teacher_pipeline, tmp_path, capsys):

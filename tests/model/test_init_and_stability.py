@@ -72,6 +72,32 @@ def test_fresh_temporal_convs_start_as_identity():
         assert block.attn.out_proj_cam.weight.abs().sum() == 0
 
 
+def test_every_branch_of_a_fresh_network_learns():
+    """Zero-initialised projections must sit behind live inputs: a branch whose input and output
+    projections both start at zero gets no gradient, ever (the Plücker branch of the first default
+    model stayed exactly zero for its whole training). A few optimizer steps from a fresh init move
+    every parameter except the release-compatibility ones the forward never reads."""
+    torch.manual_seed(0)
+    cfg = get_preset("sana-wm-tiny")
+    model = SanaWMTransformer(cfg).train()
+    latents, timestep, text = _inputs(cfg)
+    camera, plucker = camera_inputs(3, (2, 3))
+    target = torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(4):
+        out = model(latents, timestep, text, camera=camera, plucker=plucker)
+        loss = (out - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    compat = {id(p) for p in model.parameter_groups()["compat"]}
+    frozen = [
+        n for n, p in model.named_parameters() if id(p) not in compat and torch.equal(p.detach(), before[n])
+    ]
+    assert frozen == []
+
+
 def test_minute_long_forward_stays_finite_and_state_bounded():
     """121 latent frames (961 raw frames, 60 s at 16 fps) of a tiny model with random weights."""
     torch.manual_seed(0)
