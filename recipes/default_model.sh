@@ -13,7 +13,9 @@
 #
 # Time boxes and batch sizes of the full run can be changed from the environment (defaults in brackets):
 # VAE_MINUTES [5.5], VAE_STEPS [1400] (the cosine schedule's length), P1_MINUTES [7], P2_MINUTES [7],
-# P1_BATCH [16], P2_BATCH [8], WORKERS [12] (render processes). With --continue the VAE restarts its cosine at a lower peak (2e-4).
+# P1_BATCH [16], P2_BATCH [8], WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE
+# preset; the world model's latent channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
+# VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
 # The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*).
 #
 # Seeds: VAE clips 0.., phase-1 clips 1000.., phase-2 clips 5000.., held-out VAE clips 900000..;
@@ -41,15 +43,16 @@ if [[ $MODE == --smoke ]]; then
     VAE_SCENES=3; VAE_SECONDS=1; HELD_SCENES=2
     A_SCENES=3; A_SECONDS=2; A_FRAMES=33; B_SCENES=2; B_SECONDS=3; B_FRAMES=49
     VAE_ARGS=(--preset tiny --steps 3 --batch-size 2 --workers 0 --stats-samples 2 --no-progress)
-    PHASE_ARGS=(--model.preset=sana-wm-micro --model.overrides.in_channels=8 --data.batch_size=2 --data.workers=0
+    PHASE_ARGS=(--model.preset=sana-wm-micro --data.batch_size=2 --data.workers=0
                 --run.steps=2 --run.log_every=1 --run.progress=false)
     P1_LIMIT=1; P2_LIMIT=1
 else
     SIZE=256; WORKERS=${WORKERS:-12}
-    VAE_SCENES=160; VAE_SECONDS=3; HELD_SCENES=16
+    VAE_SCENES=${VAE_SCENES:-160}; VAE_SECONDS=3; HELD_SCENES=16
+    VAE_PRESET=${VAE_PRESET:-medium}
     A_SCENES=800; A_SECONDS=10; A_FRAMES=161; B_SCENES=300; B_SECONDS=20; B_FRAMES=321
     VAE_LR=5e-4; [[ -n $FROM ]] && VAE_LR=2e-4
-    VAE_ARGS=(--preset medium --steps "${VAE_STEPS:-1400}" --batch-size 8 --lr "$VAE_LR" --warmup-steps 100
+    VAE_ARGS=(--preset "$VAE_PRESET" --steps "${VAE_STEPS:-1400}" --batch-size 8 --lr "$VAE_LR" --warmup-steps 100
               --schedule cosine --time-limit-minutes "${VAE_MINUTES:-5.5}" --workers 4 --log-every 25
               --ckpt-every 500 --no-progress)
     PHASE_ARGS=(--run.progress=false)
@@ -107,6 +110,10 @@ fi
 [[ -f $WORK/vae-eval.json ]] || "${SANAWM[@]}" vae eval "$WORK/vae/vae" "$WORK/worlds-heldout" --frames 17 \
     --size "$SIZE,$SIZE" --out "$WORK/vae-eval.json" > /dev/null
 log "VAE done: $(python3 -c "import json; r = json.load(open('$WORK/vae-eval.json')); print(f\"held-out PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.3f}\")")"
+
+# The world model reads the VAE's latents: its input/output width is the VAE's latent channels.
+CHANNELS=$(python3 -c "import json; print(json.load(open('$WORK/vae/vae/config.json'))['latent_channels'])")
+PHASE_ARGS+=(--model.overrides.in_channels="$CHANNELS")
 
 log "latents, phase 1"
 wait_for worlds-a
