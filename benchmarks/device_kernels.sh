@@ -2,10 +2,10 @@
 # The Triton GDN kernels on the GPU machine: parity tests, then benchmarks, in under 10 minutes.
 #
 #     OUT=/some/dir bash benchmarks/device_kernels.sh      (repo root as cwd; $OUT defaults to ./out)
-#     OUT=/some/dir PARTS="tests scan" bash benchmarks/device_kernels.sh      (only those parts)
+#     OUT=/some/dir BUDGET=280 PARTS="scan tests" bash benchmarks/device_kernels.sh  (those parts, in that order)
 #
-# Parts, each under its own time limit (cut to what is left of a 570 s budget) and run even when an
-# earlier one failed; every part writes its log and JSON under $OUT:
+# Parts, each under its own time limit (cut to what is left of a $BUDGET-second budget, 570 by default)
+# and run even when an earlier one failed; every part writes its log and JSON under $OUT:
 #   1. tests      pytest tests/gpu (the kernels' parity, the dispatch, the network on each GDN path)
 #   2. scan       bench_gdn.py: row kernel vs differentiable kernels vs PyTorch scan, forward (both modes,
 #                 bf16/fp32), and forward+backward (differentiable kernels vs PyTorch scan)
@@ -22,14 +22,13 @@ OUT="${OUT:-$PWD/out}"
 mkdir -p "$OUT"
 rm -f "$OUT/parts.txt"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-BUDGET=570
+BUDGET="${BUDGET:-570}"
 START=$(date +%s)
 PARTS="${PARTS:-tests scan layer net720p compiled interp}"
 
 part() {  # part NAME CAP_SECONDS COMMAND...
   local name=$1 cap=$2
   shift 2
-  case " $PARTS " in *" $name "*) ;; *) return ;; esac
   local left=$((BUDGET - ($(date +%s) - START)))
   local limit=$((cap < left ? cap : left))
   if [ "$limit" -lt 20 ]; then
@@ -50,13 +49,22 @@ part() {  # part NAME CAP_SECONDS COMMAND...
   git rev-parse --short HEAD 2>/dev/null
 } 2>&1 | tee "$OUT/env.txt"
 
-part tests 240 python3 -m pytest -q -rs --durations=10 --junitxml="$OUT/tests.xml" tests/gpu
-part scan 120 python3 benchmarks/bench_gdn.py --skip layer_eager layer_compiled --out "$OUT/bench_gdn_scan.json"
-part layer 90 python3 benchmarks/bench_gdn.py --skip scan train layer_compiled --out "$OUT/bench_gdn_layer.json"
-part net720p 150 python3 benchmarks/bench_720p.py --skip reference softmax streaming vae --gdn-baseline \
-  --repeats 3 --out "$OUT/bench_720p.json"
-part compiled 400 python3 benchmarks/bench_gdn.py --skip scan train layer_eager --out "$OUT/bench_gdn_compiled.json"
-part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" tests/model/test_gdn_triton_interpret.py
+for name in $PARTS; do
+  case $name in
+    tests) part tests 240 python3 -m pytest -q -rs --durations=10 --junitxml="$OUT/tests.xml" tests/gpu ;;
+    scan) part scan 120 python3 benchmarks/bench_gdn.py --skip layer_eager layer_compiled \
+      --out "$OUT/bench_gdn_scan.json" ;;
+    layer) part layer 90 python3 benchmarks/bench_gdn.py --skip scan train layer_compiled \
+      --out "$OUT/bench_gdn_layer.json" ;;
+    net720p) part net720p 150 python3 benchmarks/bench_720p.py --skip reference softmax streaming vae \
+      --gdn-baseline --repeats 3 --out "$OUT/bench_720p.json" ;;
+    compiled) part compiled 400 python3 benchmarks/bench_gdn.py --skip scan train layer_eager \
+      --out "$OUT/bench_gdn_compiled.json" ;;
+    interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
+      tests/model/test_gdn_triton_interpret.py ;;
+    *) echo "unknown part $name (parts: tests scan layer net720p compiled interp)" | tee -a "$OUT/parts.txt" ;;
+  esac
+done
 
 python3 - "$OUT" <<'EOF' 2>&1 | tee "$OUT/summary.txt"
 import json, os, sys, re
