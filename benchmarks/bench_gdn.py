@@ -1,18 +1,20 @@
-"""The frame-wise GDN at the 60 s 720p size: the Triton kernels against the PyTorch scan, and one whole
-GDN attention layer eager or under torch.compile.
+"""The frame-wise GDN at the 60 s 720p size: the three scans `gdn.gdn_scan` chooses among (the row kernel
+`gdn_triton_rows`, "rows"; the differentiable kernels `gdn_triton`, "memory"; the PyTorch scan
+`gdn_parallel`, "pytorch"), and one whole GDN attention layer on each, eager or under torch.compile.
 
     python benchmarks/bench_gdn.py --out bench_gdn.json [--skip scan train layer_eager layer_compiled]
 
 Parts (each case its own try; a failure is recorded and the rest still run):
 - scan: one head group of the 2.6 B network's GDN (B = 1, 20 heads, 121 frames of 22x40 = 880 tokens,
   D = Dv = 112), numerator + normaliser with an initial state, bidirectional and chunk-causal, bf16 and
-  fp32 inputs; forward only. Relative L2 errors against `gdn_parallel` in fp32, then times of both.
-- train: the same scan (bf16 inputs, bidirectional) forward + backward, kernel against `gdn_parallel`
-  (fp32), with the gradients' relative errors.
+  fp32 inputs; forward only. Relative L2 errors of both kernels against `gdn_parallel` in fp32, then
+  times of all three.
+- train: the same scan (bf16 inputs, bidirectional) forward + backward, the differentiable kernels
+  against `gdn_parallel` (fp32), with the gradients' relative errors (the row kernel has no backward).
 - layer: one GDN `SelfAttention` of the 2.6 B preset (feature maps, K conv, gates, scan, camera branch,
-  output gate; bf16 weights) over the whole minute, forward and forward + backward, with the PyTorch scan
-  and with the kernels; `layer_compiled`: both under torch.compile (feature maps fused by Inductor; the
-  kernels stay outside the graph).
+  output gate; bf16 weights) over the whole minute, forward on each path and forward + backward on
+  "pytorch" and "memory"; `layer_compiled`: the same under torch.compile (feature maps fused by
+  Inductor; the kernels stay outside the graph).
 Times are medians of CUDA-event-timed repeats after a warm-up call.
 """
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import traceback
 from types import SimpleNamespace
@@ -28,8 +29,9 @@ from types import SimpleNamespace
 import torch
 from bench_720p import cuda_time  # a sibling script: benchmarks/ is on sys.path
 
-from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, to_fp32
+from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, set_gdn_kernel, to_fp32
 from sanawm.model.ops.gdn_triton import gdn_scan_triton
+from sanawm.model.ops.gdn_triton_rows import gdn_scan_rows
 from sanawm.sampling import chunk_layout
 
 FIELDS = ("q", "k", "v", "beta", "decay", "q_den", "k_den")
@@ -55,22 +57,25 @@ def rel(a, b):
 
 def scan_case(B, H, T, S, D, mode, chunks, dtype, seed) -> dict:
     x, state = inputs(B, H, T, S, D, dtype, seed)
+    row = {"part": "scan", "mode": mode, "inputs": str(dtype).removeprefix("torch.")}
+    scans = {"rows": gdn_scan_rows, "memory": gdn_scan_triton}
     with torch.no_grad():
         ref = gdn_parallel(to_fp32(x), chunks, state)
-        out = gdn_scan_triton(x, chunks, state)
-        row = {
-            "part": "scan",
-            "mode": mode,
-            "inputs": str(dtype).removeprefix("torch."),
-            "rel_num": rel(out.num, ref.num),
-            "rel_den": rel(out.den, ref.den),
-            "rel_state": rel(out.state.num, ref.state.num),
-            "finite": bool(torch.isfinite(out.num).all() and torch.isfinite(out.den).all()),
-        }
-        del ref, out
-        row["kernel_s"] = cuda_time(lambda: gdn_scan_triton(x, chunks, state), 10)[0]
+        finite = True
+        for name, fn in scans.items():
+            out = fn(x, chunks, state)
+            row[f"rel_{name}_num"] = rel(out.num, ref.num)
+            row[f"rel_{name}_den"] = rel(out.den, ref.den)
+            row[f"rel_{name}_state"] = rel(out.state.num, ref.state.num)
+            finite &= bool(torch.isfinite(out.num).all() and torch.isfinite(out.den).all())
+            del out
+        row["finite"] = finite
+        del ref
+        for name, fn in scans.items():
+            row[f"{name}_s"] = cuda_time(lambda f=fn: f(x, chunks, state), 10)[0]
         row["pytorch_s"] = cuda_time(lambda: gdn_parallel(to_fp32(x), chunks, state), 3)[0]
-    row["speedup"] = row["pytorch_s"] / row["kernel_s"]
+    times = {name: row[f"{name}_s"] for name in ("rows", "memory", "pytorch")}
+    row["fastest"] = min(times, key=times.get)
     return row
 
 
@@ -104,13 +109,13 @@ def train_case(B, H, T, S, D, seed) -> dict:
     del ref
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    row["kernel_s"] = cuda_time(lambda: step(kernel), 5)[0]
-    row["kernel_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    row["memory_s"] = cuda_time(lambda: step(kernel), 5)[0]
+    row["memory_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     row["pytorch_s"] = cuda_time(lambda: step(pytorch), 3)[0]
     row["pytorch_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    row["speedup"] = row["pytorch_s"] / row["kernel_s"]
+    row["fastest"] = "memory" if row["memory_s"] < row["pytorch_s"] else "pytorch"
     return row
 
 
@@ -141,10 +146,9 @@ def gdn_layer(seconds: int):
     return attn, ctx, x
 
 
-def layer_case(attn, ctx, x, kernel: bool, compiled: bool, backward: bool) -> dict:
-    os.environ["SANAWM_GDN_KERNEL"] = "1" if kernel else "0"
-    name = f"layer_{'fwd_bwd' if backward else 'fwd'}_{'kernel' if kernel else 'pytorch'}"
-    name += "_compiled" if compiled else "_eager"
+def layer_case(attn, ctx, x, path: str, compiled: bool, backward: bool) -> dict:
+    set_gdn_kernel(path)
+    name = f"layer_{'fwd_bwd' if backward else 'fwd'}_{path}_{'compiled' if compiled else 'eager'}"
     fn = torch.compile(attn) if compiled else attn
     if compiled:
         torch._dynamo.reset()
@@ -164,7 +168,7 @@ def layer_case(attn, ctx, x, kernel: bool, compiled: bool, backward: bool) -> di
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     seconds = cuda_time(call, 3)[0]
-    return {"part": "layer", "case": name, "seconds": seconds, "first_call_s": first,
+    return {"part": "layer", "case": name, "path": path, "seconds": seconds, "first_call_s": first,
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}  # fmt: skip
 
 
@@ -215,40 +219,50 @@ def main(argv=None) -> int:
                 )
     if "train" not in args.skip:
         guarded(rows, "train_bidirectional_bf16", lambda: train_case(B, H, T, S, D, 11), save)
-    variants = [] if "layer_eager" in args.skip else [(k, False) for k in (False, True)]
-    if "layer_compiled" not in args.skip:
-        variants += [(k, True) for k in (False, True)]
+    # (path, compiled, backward): forward on every path, forward + backward on those with a backward;
+    # eager first, then compiled (forward cases first: the PyTorch layer's first compile took 97 s)
+    variants = []
+    for compiled in (False, True):
+        if ("layer_compiled" if compiled else "layer_eager") not in args.skip:
+            variants += [(p, compiled, False) for p in ("pytorch", "rows", "memory")]
+            variants += [(p, compiled, True) for p in ("pytorch", "memory")]
     if variants:
         try:
             attn, ctx, x = gdn_layer(args.seconds)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             attn = None
-        for backward in (False, True):
-            for kernel, compiled in variants if attn is not None else []:
-                name = f"layer_{backward}_{kernel}_{compiled}"
-                guarded(
-                    rows,
-                    name,
-                    lambda k=kernel, c=compiled, b=backward: layer_case(attn, ctx, x, k, c, b),
-                    save,
-                )
-        os.environ.pop("SANAWM_GDN_KERNEL", None)
+        for path, compiled, backward in variants if attn is not None else []:
+            name = f"layer_{backward}_{path}_{compiled}"
+            guarded(
+                rows,
+                name,
+                lambda p=path, c=compiled, b=backward: layer_case(attn, ctx, x, p, c, b),
+                save,
+            )
+        set_gdn_kernel(None)
     save()
     summarise(rows)
     return 0
 
 
 def summarise(rows) -> None:
-    print("\n| case | kernel (ms) | PyTorch scan (ms) | speed-up | max rel. error |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "\n| case | rows kernel (ms) | memory kernels (ms) | PyTorch scan (ms) | fastest | max rel. error |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if r.get("part") in ("scan", "train"):
             err = max(v for k, v in r.items() if k.startswith("rel_"))
-            print(f"| {r['case']} | {1e3 * r['kernel_s']:.1f} | {1e3 * r['pytorch_s']:.1f} | "
-                  f"{r['speedup']:.1f}x | {err:.1e} |")  # fmt: skip
+            ms = {
+                p: f"{1e3 * r[p + '_s']:.1f}" if p + "_s" in r else "-" for p in ("rows", "memory", "pytorch")
+            }
+            print(
+                f"| {r['case']} | {ms['rows']} | {ms['memory']} | {ms['pytorch']} | {r['fastest']} "
+                f"| {err:.1e} |"
+            )
         elif "error" in r:
-            print(f"| {r['case']} | {r['error']} | | | |")
+            print(f"| {r['case']} | {r['error']} | | | | |")
     print("\n| GDN layer, 60 s | ms | first call (s) | peak GiB |")
     print("| --- | --- | --- | --- |")
     for r in rows:

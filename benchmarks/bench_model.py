@@ -32,8 +32,24 @@ def random_reference(cfg, device, dtype, seed=0):
     ref.rope = type(ref.rope)(
         cfg.linear_head_dim, cfg.patch_size, cfg.rope_max_len
     )  # its table is not a buffer
+    return _fill_random(ref, device, seed).to(dtype)
+
+
+@torch.no_grad()
+def random_ours(cfg, device, dtype, seed=0):
+    """Our network with random weights drawn by `random_reference`'s rule (not the same values: the
+    parameters come in another order), without importing diffusers."""
+    from sanawm.model import SanaWMTransformer
+
+    with torch.device("meta"):
+        ours = SanaWMTransformer(cfg)
+    ours = ours.to_empty(device=device).eval()
+    return _fill_random(ours, device, seed).to(dtype)
+
+
+def _fill_random(model, device, seed):
     g = torch.Generator(device=device).manual_seed(seed)
-    for name, p in ref.named_parameters():
+    for name, p in model.named_parameters():
         if "norm" in name:
             p.fill_(1.0)
         elif name.endswith("A_log"):
@@ -42,9 +58,9 @@ def random_reference(cfg, device, dtype, seed=0):
             p.fill_(-4.0)
         else:
             p.normal_(0.0, 0.02, generator=g)
-    for b in ref.buffers():
+    for b in model.buffers():
         b.zero_()
-    return ref.to(dtype)
+    return model
 
 
 def inputs(cfg, seconds, height, width, device, dtype, text_len=300):

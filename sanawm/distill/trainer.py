@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from ..model.ops.gdn import set_gdn_kernel
 from ..model.transformer import SanaWMTransformer
 from ..sampling import Conditions, EulerSchedule, FewStepSchedule, Guidance
 from ..training.checkpoint import capture_rng, load_checkpoint, load_model, save_checkpoint
@@ -61,6 +62,8 @@ class _Distiller:
         if env.distributed:
             raise ValueError("sanawm distill runs in one process on one device; start it without torchrun")
         self.device = env.device
+        if cfg.run.gdn_kernel is not None:
+            set_gdn_kernel(cfg.run.gdn_kernel)
         if cfg.data.source == "clips":
             raise ValueError(
                 "sanawm distill reads conditions from data.source 'latents' or 'synthetic'; encode the clips "

@@ -179,6 +179,10 @@ class RunSection:
         so data.latent_frames must be a multiple of c). 1: plain data parallelism.
     time_limit_minutes: stop early, with a checkpoint, once the run (this process) has trained this long;
         for time-boxed machines. The step reached is logged; `--run.steps=THAT` reproduces the run.
+    gdn_kernel: the frame-wise GDN scan's path (`sanawm.model.ops.gdn.gdn_scan`): 'memory' trains on the
+        Triton kernels, half the activation memory of a 60 s GDN layer at about half its speed; 'auto'
+        and 'pytorch' train on the PyTorch scan (the fastest measured). null leaves the choice to the
+        environment variable SANAWM_GDN_KERNEL, else 'auto'. Checkpoints do not depend on it.
     """
 
     steps: int = 100
@@ -194,6 +198,7 @@ class RunSection:
     tensorboard: bool = True
     context_parallel: int = 1
     time_limit_minutes: float | None = None
+    gdn_kernel: Literal["auto", "pytorch", "rows", "memory"] | None = None
 
     def __post_init__(self) -> None:
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:

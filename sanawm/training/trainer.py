@@ -25,6 +25,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.checkpoint import checkpoint
 
 from ..model.ops.context_parallel import ContextParallel
+from ..model.ops.gdn import set_gdn_kernel
 from ..model.transformer import SanaWMTransformer
 from .checkpoint import (
     capture_rng,
@@ -58,6 +59,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
         self.cfg = cfg
         self.env = env = init_distributed(cfg.run.device, cfg.run.context_parallel)
+        if cfg.run.gdn_kernel is not None:
+            set_gdn_kernel(cfg.run.gdn_kernel)
         self.out_dir = Path(cfg.run.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
         resume_from = _check_out_dir(self.out_dir, self.ckpt_root, resume)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sanawm.model import SanaWMTransformer, get_preset
+from sanawm.model.ops import gdn
 from tests.model.helpers import camera_inputs, randomize
 
 pytestmark = [
@@ -13,6 +14,14 @@ pytestmark = [
 
 T, GRID = 7, (4, 6)
 CHUNKS = (3, 2, 2)
+
+
+@pytest.fixture
+def gdn_kernel(request, monkeypatch):
+    """The GDN path for one test (`gdn.gdn_scan`'s setting), through SANAWM_GDN_KERNEL."""
+    gdn.set_gdn_kernel(None)
+    monkeypatch.setenv("SANAWM_GDN_KERNEL", request.param)
+    return request.param
 
 
 def _setup(dtype):
@@ -26,7 +35,10 @@ def _setup(dtype):
     return model, lat, ts, text, camera, plucker
 
 
-def test_bf16_cuda_matches_fp32_and_streaming_matches_chunk_causal():
+@pytest.mark.parametrize("gdn_kernel", ["auto", "pytorch", "rows", "memory"], indirect=True)
+def test_bf16_cuda_matches_fp32_and_streaming_matches_chunk_causal(gdn_kernel):
+    """Per GDN path: "auto" runs bf16 on the row kernel and fp32 on the PyTorch scan, "rows" and
+    "memory" run both dtypes on that kernel (where Triton is installed)."""
     m32, lat, ts, text, camera, plucker = _setup(torch.float32)
     mbf, *_ = _setup(torch.bfloat16)
     with torch.no_grad():
@@ -45,9 +57,11 @@ def test_bf16_cuda_matches_fp32_and_streaming_matches_chunk_causal():
         assert ((torch.cat(outs, 2) - full).norm() / full.norm()).item() < 1e-4
 
 
-def test_fully_masked_text_has_finite_gradients_in_bf16():
+@pytest.mark.parametrize("gdn_kernel", ["auto", "memory"], indirect=True)
+def test_fully_masked_text_has_finite_gradients_in_bf16(gdn_kernel):
     """A text-dropped sample trains in bf16 on CUDA with finite gradients (training on an H100 once saw
-    cuDNN attention return NaN gradients for all-masked rows; the cross-attention no longer passes any)."""
+    cuDNN attention return NaN gradients for all-masked rows; the cross-attention no longer passes any);
+    on the PyTorch scan ("auto" trains on it) and on the differentiable kernels ("memory")."""
     model, lat, ts, text, camera, plucker = _setup(torch.bfloat16)
     mask = torch.tensor([[True, True, True, False, False], [False] * 5], device="cuda")
     out = model(lat, ts, text, mask, camera, plucker)
@@ -70,9 +84,11 @@ def _stream(model, lat, ts, text, camera, plucker, chunks=(3, 2, 2)):
     return torch.cat(outs, 2)
 
 
-def test_compiled_blocks_stream_like_eager():
+@pytest.mark.parametrize("gdn_kernel", ["auto", "rows"], indirect=True)
+def test_compiled_blocks_stream_like_eager(gdn_kernel):
     """`compile_blocks` (what `sanawm generate --compile` uses) changes no output: a compiled streamed
-    clip equals the eager one (fp32, TF32 off), across the first chunk, later chunks and a filling window."""
+    clip equals the eager one (fp32, TF32 off), across the first chunk, later chunks and a filling window;
+    with the PyTorch scan ("auto" on fp32) and with the row kernel (what bf16 inference compiles around)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     model, lat, ts, text, camera, plucker = _setup(torch.float32)
     with torch.no_grad():

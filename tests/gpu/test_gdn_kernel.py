@@ -1,5 +1,6 @@
-"""The Triton GDN kernels against the PyTorch scan on the GPU, forward and gradients (skips without CUDA
-or Triton).
+"""The Triton GDN kernels against the PyTorch scan on the GPU (skips without CUDA or Triton): the
+differentiable kernels (`gdn_triton`, "memory"), forward and gradients, and the inference row kernel
+(`gdn_triton_rows`, "rows"), forward.
 
 Tolerances (relative L2 against `gdn_parallel` in fp32 on the same input values):
 - fp32 inputs, fp32 ("ieee") products: outputs and states 1e-5, gradients 1e-4.
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from sanawm.model import SanaWMTransformer, get_preset
-from sanawm.model.ops import gdn_triton
+from sanawm.model.ops import gdn, gdn_triton, gdn_triton_rows
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, gdn_scan, to_fp32
 from tests.model.helpers import camera_inputs, network_layout, randomize
 
@@ -19,6 +20,14 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
     pytest.mark.skipif(not gdn_triton.AVAILABLE, reason="needs Triton"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def setting_from_environment():
+    """Each test picks the GDN path with SANAWM_GDN_KERNEL; no `set_gdn_kernel` choice left over."""
+    gdn.set_gdn_kernel(None)
+
+
 TOL = {torch.float32: (1e-5, 1e-4), torch.bfloat16: (5e-3, 1.5e-2)}
 NAMES = ("q", "k", "v", "beta", "decay", "q_den", "k_den", "num0", "den0")
 
@@ -100,30 +109,79 @@ def test_kernel_equals_pytorch_scan_forward_and_gradients(chunks, dtype, with_st
         assert not gbad, f"gradients: {gbad}"
 
 
-def test_dispatch_takes_the_kernel_with_and_without_gradients(monkeypatch):
-    x, state = _inputs(1, 2, 5, 16, 16, 16, torch.float32, 3)
-    calls = []
-    real = gdn_triton.gdn_scan_triton
-    monkeypatch.setattr(gdn_triton, "gdn_scan_triton", lambda *a, **k: calls.append(1) or real(*a, **k))
+@pytest.mark.parametrize("layout", [None, network_layout], ids=["contiguous", "network-layout"])
+@pytest.mark.parametrize("chunks", [None, (4, 3, 3, 1)], ids=["bidirectional", "chunk-causal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_row_kernel_equals_pytorch_scan(chunks, dtype, with_state, layout):
+    """The inference kernel, forward only (it has no backward)."""
+    tol = TOL[dtype][0]
+    for seed, (B, H, S, D, Dv) in enumerate([(2, 3, 37, 112, 112), (1, 2, 64, 24, 40)]):
+        x, state = _inputs(B, H, 11, S, D, Dv, dtype, seed)
+        state = state if with_state else None
+        with torch.no_grad():
+            ref = _reference(x, chunks, state)
+            out = gdn_triton_rows.gdn_scan_rows(x if layout is None else layout(x), chunks, state)
+        assert torch.isfinite(out.num).all() and torch.isfinite(out.den).all()
+        checks = {
+            "num": _rel(out.num, ref.num),
+            "den": _rel(out.den, ref.den),
+            "state": _rel(out.state.num, ref.state.num),
+            "den_state": _rel(out.state.den, ref.state.den),
+        }
+        bad = {k: v for k, v in checks.items() if not v < tol}
+        assert not bad, f"outputs: {bad}"
+
+
+def test_row_kernel_numerator_only_and_refuses_gradients():
+    x, state = _inputs(1, 2, 9, 40, 32, 32, torch.float32, 7)
+    x = GDNInputs(x.q, x.k, x.v, x.beta, x.decay)
     with torch.no_grad():
-        gdn_scan(x, None, state)
-    assert calls == [1]
-    xg = GDNInputs(x.q.clone().requires_grad_(), x.k, x.v, x.beta, x.decay, x.q_den, x.k_den)
-    out = gdn_scan(xg, None, state)
-    assert calls == [1, 1] and out.num.requires_grad
+        ref = gdn_parallel(x, (4, 5), GDNState(state.num))
+        out = gdn_triton_rows.gdn_scan_rows(x, (4, 5), GDNState(state.num))
+    assert out.den is None and out.state.den is None
+    assert _rel(out.num, ref.num) < 1e-5 and _rel(out.state.num, ref.state.num) < 1e-5
+    xg = GDNInputs(x.q.clone().requires_grad_(), x.k, x.v, x.beta, x.decay)
+    with pytest.raises(RuntimeError, match="no backward"):
+        gdn_triton_rows.gdn_scan_rows(xg, (4, 5), None)
+
+
+def _spy(monkeypatch):
+    calls = []
+    for module, name in ((gdn_triton, "gdn_scan_triton"), (gdn_triton_rows, "gdn_scan_rows")):
+        real = getattr(module, name)
+        tag = "memory" if module is gdn_triton else "rows"
+        monkeypatch.setattr(module, name, lambda *a, _r=real, _t=tag, **k: calls.append(_t) or _r(*a, **k))
+    return calls
+
+
+def test_dispatch_on_cuda(monkeypatch):
+    """The defaults on real CUDA tensors (the full table is tests/model/test_gdn_dispatch.py, on the CPU):
+    bf16 inference on the row kernel, fp32 inference and training on the PyTorch scan; "memory" takes
+    the differentiable kernels with gradients."""
+    monkeypatch.delenv("SANAWM_GDN_KERNEL", raising=False)
+    calls = _spy(monkeypatch)
+    x32, state = _inputs(1, 2, 5, 16, 16, 16, torch.float32, 3)
+    xbf, _ = _inputs(1, 2, 5, 16, 16, 16, torch.bfloat16, 3)
+    with torch.no_grad():
+        gdn_scan(xbf, None, state)
+        gdn_scan(x32, None, state)
+    assert calls == ["rows"]
+    xg = GDNInputs(xbf.q.clone().requires_grad_(), xbf.k, xbf.v, xbf.beta, xbf.decay, xbf.q_den, xbf.k_den)
+    assert gdn_scan(xg, None, state).num.requires_grad and calls == ["rows"]
+    monkeypatch.setenv("SANAWM_GDN_KERNEL", "memory")
+    assert gdn_scan(xg, None, state).num.requires_grad and calls == ["rows", "memory"]
     monkeypatch.setenv("SANAWM_GDN_KERNEL", "0")
     with torch.no_grad():
-        gdn_scan(x, None, state)
-    assert calls == [1, 1]
-    x64 = _map(x, lambda t: t.double())  # float64 is not a kernel dtype: the PyTorch scan
-    monkeypatch.delenv("SANAWM_GDN_KERNEL")
-    gdn_scan(x64, None, None)
-    assert calls == [1, 1]
+        gdn_scan(xbf, None, state)
+    x64 = _map(x32, lambda t: t.double())  # float64 is no kernel's dtype: the PyTorch scan
+    for setting in ("auto", "rows", "memory"):
+        monkeypatch.setenv("SANAWM_GDN_KERNEL", setting)
+        gdn_scan(x64, None, None)
+    assert calls == ["rows", "memory"]
 
 
-def test_network_with_kernel_equals_network_without(monkeypatch):
-    """The tiny network in fp32 (TF32 off): outputs and parameter gradients with and without the kernels."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+def _tiny_network():
     torch.manual_seed(0)
     model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).cuda()
     g = torch.Generator().manual_seed(1)
@@ -132,12 +190,36 @@ def test_network_with_kernel_equals_network_without(monkeypatch):
     ts = (torch.rand(1, T, generator=g) * 1000).cuda()
     text = torch.randn(1, 5, model.cfg.caption_channels, generator=g).cuda()
     camera, plucker = (t.cuda() for t in camera_inputs(T, grid))
+    return model, (lat, ts, text, None, camera, plucker)
+
+
+def test_network_with_row_kernel_equals_network_without(monkeypatch):
+    """The tiny network in fp32 (TF32 off), no gradients: outputs with the row kernel and without."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model, args = _tiny_network()
+    calls = _spy(monkeypatch)
+    with torch.no_grad():
+        for chunks in (None, (3, 2, 2)):
+            monkeypatch.setenv("SANAWM_GDN_KERNEL", "rows")
+            fast = model(*args, chunks=chunks, kv_window=1)
+            monkeypatch.setenv("SANAWM_GDN_KERNEL", "pytorch")
+            slow = model(*args, chunks=chunks, kv_window=1)
+            assert _rel(fast, slow) < 1e-5
+    assert calls and set(calls) == {"rows"}
+
+
+def test_network_with_kernel_equals_network_without(monkeypatch):
+    """The tiny network in fp32 (TF32 off): outputs and parameter gradients with the differentiable
+    kernels ("memory") and with the PyTorch scan."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model, args = _tiny_network()
+    calls = _spy(monkeypatch)
     for chunks in (None, (3, 2, 2)):
         results = []
-        for switch in ("1", "0"):
-            monkeypatch.setenv("SANAWM_GDN_KERNEL", switch)
+        for setting in ("memory", "pytorch"):
+            monkeypatch.setenv("SANAWM_GDN_KERNEL", setting)
             model.zero_grad()
-            out = model(lat, ts, text, None, camera, plucker, chunks=chunks, kv_window=1)
+            out = model(*args, chunks=chunks, kv_window=1)
             out.square().mean().backward()
             grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
             results.append((out.detach(), grads))
@@ -146,3 +228,4 @@ def test_network_with_kernel_equals_network_without(monkeypatch):
         assert gf.keys() == gs.keys()
         worst = max(_rel(gf[n], gs[n]) for n in gf if gs[n].norm() > 0)
         assert worst < 1e-4, worst
+    assert calls and set(calls) == {"memory"}

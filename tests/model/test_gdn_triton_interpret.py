@@ -1,5 +1,6 @@
-"""The Triton GDN kernels (forward and backward) against the PyTorch scans, run on the CPU under Triton's
-interpreter at a tiny size. Skips where Triton is not installed (the CPU CI), and where the installed
+"""The Triton GDN kernels against the PyTorch scans, run on the CPU under Triton's interpreter at a tiny
+size: the differentiable kernels (`gdn_triton`, forward and backward) and the inference row kernel
+(`gdn_triton_rows`, forward). Skips where Triton is not installed (the CPU CI), and where the installed
 Triton's interpreter cannot run the kernels (see `_interpreter_runs_loops`); the device runs the same
 comparisons on the GPU in tests/gpu/test_gdn_kernel.py.
 
@@ -107,6 +108,47 @@ def _check_ops() -> None:
         print("CASE", where, {k: f"{v:.1e}" for k, v in errors.items()})
 
 
+def _check_rows() -> None:
+    """The row kernel's outputs and final states against float64 `gdn_reference` (no gradients): both
+    modes, with and without the normaliser, contiguous inputs and the network's strided views."""
+    import torch
+
+    from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_reference
+    from sanawm.model.ops.gdn_triton_rows import gdn_scan_rows
+    from tests.model.helpers import network_layout
+
+    g = torch.Generator().manual_seed(2)
+
+    def r(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    cases = [  # (B, H, T, S, D, Dv), numerator_only, chunks, layout
+        ((1, 2, 5, 40, 8, 12), False, None, None),
+        ((2, 3, 5, 20, 8, 40), True, (2, 2, 1), network_layout),
+        ((2, 3, 5, 20, 8, 12), False, (2, 2, 1), network_layout),
+    ]
+    for (B, H, T, S, D, Dv), numerator_only, chunks, layout in cases:
+        xs = [r(B, H, T, S, D), r(B, H, T, S, D) / (D * S) ** 0.5, r(B, H, T, S, Dv) - 0.5, r(B, H, T, S),
+              0.5 + 0.5 * r(B, H, T), r(B, H, T, S, D), r(B, H, T, S, D) / (D * S) ** 0.5]  # fmt: skip
+        st = [0.1 * r(B, H, Dv, D), 0.1 * r(B, H, D)]
+        if numerator_only:
+            xs[5:], st[1:] = [None, None], [None]
+        ref = gdn_reference(GDNInputs(*xs[:7]), chunks, GDNState(*st))
+        x = GDNInputs(*(None if t is None else t.float() for t in xs))
+        state = GDNState(*(None if t is None else t.float() for t in st))
+        with torch.no_grad():
+            ker = gdn_scan_rows(x if layout is None else layout(x), chunks, state)
+        errors = {"num": _rel(ker.num, ref.num), "state": _rel(ker.state.num, ref.state.num)}
+        if not numerator_only:
+            errors |= {"den": _rel(ker.den, ref.den), "den_state": _rel(ker.state.den, ref.state.den)}
+        bad = {k: v for k, v in errors.items() if not v < TOL}
+        where = (
+            f"rows numerator_only={numerator_only} chunks={chunks} layout={getattr(layout, '__name__', None)}"
+        )
+        assert not bad, f"{where}: {bad}"
+        print("CASE", where, {k: f"{v:.1e}" for k, v in errors.items()})
+
+
 def _check_network() -> None:
     """The tiny network (fp32) with every GDN scan on the kernels against the PyTorch scan: chunk-causal
     outputs and parameter gradients, and a two-sample stream (camera expanded over the batch, as in
@@ -121,7 +163,7 @@ def _check_network() -> None:
     use_kernel = {"on": False}
     calls = []
 
-    def scan(x, chunks=None, state=None, cp=None):  # `gdn.gdn_scan`'s dispatch, on the CPU
+    def scan(x, chunks=None, state=None, cp=None):  # `gdn.gdn_scan` set to "memory", on the CPU
         if use_kernel["on"] and cp is None and supports(x, state):
             calls.append(x.k_den is None)
             return gdn_scan_triton(x, chunks, state)
@@ -186,6 +228,10 @@ def test_kernels_match_reference_under_the_interpreter():
     _run_child("ops", 4)
 
 
+def test_row_kernel_matches_reference_under_the_interpreter():
+    _run_child("rows", 3)
+
+
 def test_network_with_kernels_matches_pytorch_scan_under_the_interpreter():
     _run_child("network", 1)
 
@@ -195,4 +241,4 @@ if __name__ == "__main__":
     if reason is not None:
         print(SKIP + reason)
     else:
-        {"ops": _check_ops, "network": _check_network}[sys.argv[1]]()
+        {"ops": _check_ops, "rows": _check_rows, "network": _check_network}[sys.argv[1]]()

@@ -172,18 +172,89 @@ def gdn_parallel(
     return GDNOutput(num, den, GDNState(num_last, den_last))
 
 
+GDN_KERNELS = ("auto", "pytorch", "rows", "memory")
+_ALIASES = {"0": "pytorch", "off": "pytorch", "1": "auto", "on": "auto"}
+_setting: str | None = None  # set_gdn_kernel's choice; None: the environment variable, else "auto"
+
+
+def set_gdn_kernel(choice: str | None) -> None:
+    """Choose the GDN path for this process (what the `run.gdn_kernel` config knob calls); None goes back
+    to the environment variable SANAWM_GDN_KERNEL, else "auto". See `gdn_scan` for the choices."""
+    global _setting
+    _setting = None if choice is None else _resolve(choice, "set_gdn_kernel")
+
+
+def gdn_kernel_setting() -> str:
+    """The choice in force: `set_gdn_kernel`'s, else SANAWM_GDN_KERNEL, else "auto"."""
+    if _setting is not None:
+        return _setting
+    return _resolve(os.environ.get("SANAWM_GDN_KERNEL", "auto"), "SANAWM_GDN_KERNEL")
+
+
+def _resolve(choice: str, where: str) -> str:
+    name = _ALIASES.get(choice.strip().lower(), choice.strip().lower())
+    if name not in GDN_KERNELS:
+        choices = ", ".join(GDN_KERNELS)
+        raise ValueError(f"{where}={choice!r}: the GDN path is one of {choices} (0 or off: pytorch)")
+    return name
+
+
+def needs_grad(x: GDNInputs, state: GDNState | None = None) -> bool:
+    """Whether autograd would record the scan: grad mode on and some input or state requires grad."""
+    tensors = [x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den]
+    if state is not None:
+        tensors += [state.num, state.den]
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str | None = None) -> str:
+    """Which scan `gdn_scan` runs: "pytorch" (`gdn_parallel`), "rows" (`gdn_triton_rows`, inference) or
+    "memory" (`gdn_triton`, forward and backward). `setting` defaults to `gdn_kernel_setting()`."""
+    setting = gdn_kernel_setting() if setting is None else _resolve(setting, "setting")
+    if setting == "pytorch" or cp is not None or not x.k.is_cuda:
+        return "pytorch"
+    if setting == "memory":
+        from . import gdn_triton
+
+        return "memory" if gdn_triton.AVAILABLE and gdn_triton.supports(x, state) else "pytorch"
+    if needs_grad(x, state):
+        return "pytorch"  # "auto" and "rows": the PyTorch scan trains faster than the kernels
+    if setting == "auto" and x.k.dtype not in (torch.bfloat16, torch.float16):
+        return "pytorch"  # the row kernel is 7x slower than the PyTorch scan on fp32 inputs
+    from . import gdn_triton_rows
+
+    return "rows" if gdn_triton_rows.AVAILABLE and gdn_triton_rows.supports(x, state) else "pytorch"
+
+
 def gdn_scan(
     x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None, cp=None
 ) -> GDNOutput:
-    """The GDN scan the network runs: the Triton kernels (`gdn_triton`, forward and backward) on CUDA
-    when the clip is on one rank, else `gdn_parallel` in fp32. Both compute `gdn_reference`'s function;
-    the kernels read bf16 or fp32 inputs as they are. Set the environment variable
-    SANAWM_GDN_KERNEL=0 to always take the PyTorch path."""
-    if cp is None and x.k.is_cuda and os.environ.get("SANAWM_GDN_KERNEL", "1") != "0":
+    """The GDN scan the network runs; every path computes `gdn_reference`'s function.
+
+    Paths (`gdn_path` decides; measured at the 60 s 720p size, docs/benchmarks.md "Which GDN path runs"):
+    - "pytorch": `gdn_parallel` in fp32. Always with context parallelism or off CUDA.
+    - "rows": `gdn_triton_rows`, one Triton kernel per direction, inference only (1.4x the PyTorch scan
+      on bf16 inputs, 7x slower on fp32).
+    - "memory": `gdn_triton`, Triton kernels with a backward (an autograd Function); slower than the
+      PyTorch scan (0.35x forward, 0.36x forward + backward) but half the activation memory of a
+      60 s GDN layer's forward + backward (20 GiB instead of 40).
+
+    The setting (`set_gdn_kernel`, which the training config's `run.gdn_kernel` calls, else the
+    environment variable SANAWM_GDN_KERNEL) picks among them:
+    - "auto" (default): "rows" on CUDA for bf16/fp16 inputs when nothing needs gradients, else "pytorch".
+    - "pytorch" (or "0", "off"): always the PyTorch scan.
+    - "rows": "rows" whenever nothing needs gradients (fp32 inputs too), else "pytorch".
+    - "memory": "memory" wherever it applies (CUDA, one rank, its dtypes), with or without gradients.
+    Where the chosen kernel does not apply (no Triton, float64, head dims over 128) the PyTorch scan runs."""
+    path = gdn_path(x, state, cp)
+    if path == "rows":
+        from . import gdn_triton_rows
+
+        return gdn_triton_rows.gdn_scan_rows(x, chunks, state)
+    if path == "memory":
         from . import gdn_triton
 
-        if gdn_triton.AVAILABLE and gdn_triton.supports(x, state):
-            return gdn_triton.gdn_scan_triton(x, chunks, state)
+        return gdn_triton.gdn_scan_triton(x, chunks, state)
     return gdn_parallel(to_fp32(x), chunks, state, cp=cp)
 
 
