@@ -30,10 +30,10 @@ while (( $# )); do
     esac
     shift
 done
-SANAWM=(python3 -m sanawm.cli.main)
-[[ -n $TEACHER ]] || TEACHER=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
+[[ -n $TEACHER ]] || TEACHER=$(default_pipeline)
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 camera_log() {  # camera_log RUN: the camera probe's first and last rows (does the student keep the camera?)
     log "$(basename "$1") camera probe: $(python3 -m sanawm.distill.diagnostics "$1/metrics.jsonl")"
 }
@@ -58,11 +58,7 @@ fi
 
 log "teacher: $TEACHER"
 log "condition clips"
-if [[ ! -f $WORK/worlds.done ]]; then
-    "${SANAWM[@]}" world render --out "$WORK/worlds" --seed 20000 --scenes "$SCENES" --seconds "$SECONDS_" \
-        --size "$SIZE" --workers "$WORKERS" > "$WORK/worlds.render.json"
-    touch "$WORK/worlds.done"
-fi
+render worlds 20000 "$SCENES"
 
 cache() {  # cache FRAMES: latents of the teacher's VAE (only frame 0 is read) with camera inputs
     [[ -f $WORK/latents-$1/index.json ]] && return

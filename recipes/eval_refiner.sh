@@ -20,8 +20,9 @@ while (( $# )); do
     esac
     shift
 done
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
 mkdir -p "$WORK/return"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 if [[ $MODE == --smoke ]]; then
     ARGS=(--scenes 1 --seconds 2 --size 64 --horizons 1,2 --steps 2)
 else
@@ -29,7 +30,7 @@ else
           --horizons 1,5,10,30,60)
 fi
 log "stage 1 vs stage 1 + refiner: ${ARGS[*]}"
-python3 -m sanawm.cli.main eval worlds "${PIPE[@]}" --teacher --refine --no-ablation --dtype fp32 "${ARGS[@]}" \
+"${SANAWM[@]}" eval worlds "${PIPE[@]}" --teacher --refine --no-ablation --dtype fp32 "${ARGS[@]}" \
     --sheets "$WORK/return/sheets" --plot "$WORK/return/psnr.png" --out "$WORK/return/eval.json" \
     > "$WORK/return/eval.stdout" 2> "$WORK/eval.log"
 log "done"

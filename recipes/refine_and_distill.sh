@@ -27,10 +27,9 @@ while (( $# )); do
 done
 [[ -f $STUDENT/student/transformer/config.json ]] || { echo "--student PIPELINE must hold student/transformer/" >&2; exit 2; }
 HERE=$(dirname "$(realpath "$0")")
-SANAWM=(python3 -m sanawm.cli.main)
-PIPE=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+source "$HERE/lib.sh"
+PIPE=$(default_pipeline)
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 if [[ ${#SMOKE[@]} -eq 1 ]]; then
     SIZE=64

@@ -26,10 +26,10 @@ while (( $# )); do
     esac
     shift
 done
-SANAWM=(python3 -m sanawm.cli.main)
-[[ -n $PIPE ]] || PIPE=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
+[[ -n $PIPE ]] || PIPE=$(default_pipeline)
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 if [[ $MODE == --smoke ]]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -44,11 +44,7 @@ fi
 
 log "pipeline: $PIPE"
 log "training clips"
-if [[ ! -f $WORK/worlds.done ]]; then
-    "${SANAWM[@]}" world render --out "$WORK/worlds" --seed 30000 --scenes "$SCENES" --seconds "$SECONDS_" \
-        --size "$SIZE" --workers "$WORKERS" > "$WORK/worlds.render.json"
-    touch "$WORK/worlds.done"
-fi
+render worlds 30000 "$SCENES"
 
 log "latent cache (the pipeline's VAE)"
 if [[ ! -f $WORK/latents/index.json ]]; then

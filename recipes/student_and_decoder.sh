@@ -10,9 +10,8 @@ set -euo pipefail
 WORK=${1:?usage: recipes/student_and_decoder.sh WORK [--smoke]}
 SMOKE=(); [[ ${2:-} == --smoke ]] && SMOKE=(--smoke)
 HERE=$(dirname "$(realpath "$0")")
-SANAWM=(python3 -m sanawm.cli.main)
+source "$HERE/lib.sh"
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 log "decoder (background) and distillation"
 bash "$HERE/vae_decoder.sh" "$WORK/decoder" "${SMOKE[@]}" > "$WORK/decoder.log" 2>&1 &

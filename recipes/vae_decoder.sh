@@ -22,10 +22,10 @@ while (( $# )); do
     esac
     shift
 done
-SANAWM=(python3 -m sanawm.cli.main)
-[[ -n $PIPE ]] || PIPE=$(python3 -c "from sanawm.pipelines.world_model import DEFAULT_MODEL as m; print(m)")
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
+[[ -n $PIPE ]] || PIPE=$(default_pipeline)
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 if [[ $MODE == --smoke ]]; then
     SIZE=64; WORKERS=2; SCENES=2; SECONDS_=1; HELD=1
@@ -42,12 +42,6 @@ cfg = SmallVideoVAE.from_pretrained('$PIPE/vae').config
 names = [n for n, p in SMALL_VAE_PRESETS.items() if p == cfg]
 print(names[0]) if names else sys.exit('the pipeline VAE matches no SmallVideoVAE preset')")
 
-render() {  # render NAME SEED SCENES
-    [[ -f $WORK/$1.done ]] && return
-    "${SANAWM[@]}" world render --out "$WORK/$1" --seed "$2" --scenes "$3" --seconds "$SECONDS_" --size "$SIZE" \
-        --workers "$WORKERS" > "$WORK/$1.render.json"
-    touch "$WORK/$1.done"
-}
 log "worlds (pipeline $PIPE, VAE preset $PRESET)"
 render worlds 0 "$SCENES"
 render worlds-heldout 900000 "$HELD"

@@ -23,9 +23,9 @@ while (( $# )); do
     shift
 done
 (( ${#PRESETS[@]} )) || { echo "name at least one VAE preset" >&2; exit 2; }
-SANAWM=(python3 -m sanawm.cli.main)
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 if [[ $MODE == --smoke ]]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -38,12 +38,6 @@ else
            --ckpt-every 1000 --precision bf16 --no-progress)
 fi
 
-render() {  # render NAME SEED SCENES
-    [[ -f $WORK/$1.done ]] && return
-    "${SANAWM[@]}" world render --out "$WORK/$1" --seed "$2" --scenes "$3" --seconds "$SECONDS_" --size "$SIZE" \
-        --workers "$WORKERS" > "$WORK/$1.render.json"
-    touch "$WORK/$1.done"
-}
 log "worlds: $SCENES training clips, $HELD held out"
 render worlds 0 "$SCENES"
 render worlds-heldout 900000 "$HELD"

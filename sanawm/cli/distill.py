@@ -3,7 +3,7 @@ a few-step autoregressive student from a multi-step teacher (README, Distillatio
 
 from __future__ import annotations
 
-import argparse
+from .arguments import add_config_arguments, add_output_arguments, overrides_and_resume
 
 
 def add_parser(sub) -> None:
@@ -25,11 +25,7 @@ def add_parser(sub) -> None:
             help=text,
             description=f"{text}. Writes config.yaml, metrics.jsonl and checkpoints/ under run.out_dir.",
         )
-        s.add_argument("config", help=f"a YAML file or a preset: {presets}")
-        s.add_argument(
-            "--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir"
-        )
-        s.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key=value overrides")
+        add_config_arguments(s, presets)
         s.set_defaults(run=run_stage)
     e = stages.add_parser(
         "export",
@@ -44,10 +40,7 @@ def add_parser(sub) -> None:
         help="a distillation run folder (its latest checkpoint) or a checkpoint",
     )
     e.add_argument("--pipeline", required=True, help="the teacher's pipeline folder (vae/, scheduler/, ...)")
-    e.add_argument("--out", required=True, help="pipeline folder to write")
-    e.add_argument("--weights", choices=("ema", "model"), default="ema")
-    e.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="storage dtype")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_output_arguments(e)
     e.add_argument(
         "--int8",
         action="store_true",
@@ -61,33 +54,27 @@ def run_stage(args) -> dict:
     from ..distill.config import load_distill_config
     from ..distill.trainer import DmdDistiller, OdeDistiller
 
-    overrides = [o for o in args.overrides if o != "--resume"]
-    resume = args.resume or len(overrides) < len(args.overrides)
+    overrides, resume = overrides_and_resume(args)
     cfg = load_distill_config(args.config, overrides)
     return (OdeDistiller if args.stage == "ode" else DmdDistiller)(cfg, resume=resume).train()
 
 
 def run_export(args) -> dict:
     from ..distill.export import export_student
-    from ..pipelines.export import weights_report
+    from ..pipelines.export import folder_megabytes, weights_report
 
-    try:
-        out = export_student(
-            args.run_dir,
-            args.pipeline,
-            args.out,
-            weights=args.weights,
-            dtype=args.dtype,
-            overwrite=args.overwrite,
-            int8=args.int8,
-        )
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    size = sum(f.stat().st_size for f in (out / "student").rglob("*") if f.is_file())
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    out = export_student(
+        args.run_dir,
+        args.pipeline,
+        args.out,
+        weights=args.weights,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        int8=args.int8,
+    )
     return {
         "out": str(out),
-        "student_megabytes": round(size / 1e6, 2),
-        "megabytes": round(total / 1e6, 2),
+        "student_megabytes": folder_megabytes(out / "student"),
+        "megabytes": folder_megabytes(out),
         "weights": weights_report(out),
     }

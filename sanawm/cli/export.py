@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .arguments import add_output_arguments
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -13,12 +15,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("checkpoint", help="a training run folder (its latest checkpoint) or a checkpoint folder")
     p.add_argument("--vae", required=True, help="the VAE folder the run's latents came from")
-    p.add_argument("--out", required=True, help="pipeline folder to write")
-    p.add_argument("--weights", choices=("ema", "model"), default="ema")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="storage dtype")
+    add_output_arguments(p)
     p.add_argument("--steps", type=int, default=8, help="default sampling steps")
     p.add_argument("--guidance", type=float, default=1.0, help="default classifier-free guidance")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument(
         "--int8",
         action="store_true",
@@ -29,21 +28,17 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> dict:
-    from ..pipelines.export import export_pipeline, weights_report
+    from ..pipelines.export import export_pipeline, folder_megabytes, weights_report
 
-    try:
-        out = export_pipeline(
-            args.checkpoint,
-            args.vae,
-            args.out,
-            weights=args.weights,
-            dtype=args.dtype,
-            steps=args.steps,
-            guidance=args.guidance,
-            overwrite=args.overwrite,
-            int8=args.int8,
-        )
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return {"out": str(out), "megabytes": round(size / 1e6, 2), "weights": weights_report(out)}
+    out = export_pipeline(
+        args.checkpoint,
+        args.vae,
+        args.out,
+        weights=args.weights,
+        dtype=args.dtype,
+        steps=args.steps,
+        guidance=args.guidance,
+        overwrite=args.overwrite,
+        int8=args.int8,
+    )
+    return {"out": str(out), "megabytes": folder_megabytes(out), "weights": weights_report(out)}

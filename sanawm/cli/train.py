@@ -5,7 +5,7 @@ Under `torchrun --nproc-per-node N -m sanawm.cli.main train ...` every rank runs
 
 from __future__ import annotations
 
-import argparse
+from .arguments import add_config_arguments, overrides_and_resume
 
 
 def add_parser(sub) -> None:
@@ -18,9 +18,7 @@ def add_parser(sub) -> None:
         "(e.g. --optim.lr=1e-5 --run.steps=100). Writes config.yaml, metrics.jsonl and checkpoints/ "
         "under run.out_dir.",
     )
-    p.add_argument("config", help=f"a YAML file or a preset: {', '.join(list_presets())}")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key=value overrides")
+    add_config_arguments(p, ", ".join(list_presets()))
     p.set_defaults(run=run)
 
 
@@ -29,8 +27,7 @@ def run(args) -> dict | int:
     from ..training.distributed import shutdown
     from ..training.trainer import Trainer
 
-    overrides = [o for o in args.overrides if o != "--resume"]
-    resume = args.resume or len(overrides) < len(args.overrides)
+    overrides, resume = overrides_and_resume(args)
     cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, resume=resume)
     try:

@@ -26,11 +26,9 @@ from ..training.config import (
     DataSection,
     OptimSection,
     RunSection,
-    _set_dotted,
     build_typed,
     config_to_dict,
-    parse_override,
-    read_yaml,
+    raw_config,
 )
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -214,22 +212,7 @@ def list_distill_presets() -> list[str]:
 
 def load_distill_config(source: str | Path | Mapping, overrides: Sequence[str] = ()) -> DistillConfig:
     """A distillation preset name, a YAML path or a mapping, then `--key=value` overrides."""
-    if isinstance(source, Mapping):
-        raw = dict(source)
-    else:
-        preset = PRESETS_DIR / f"{source}.yaml"
-        if preset.is_file():
-            raw = read_yaml(preset)
-        elif Path(source).is_file():
-            raw = read_yaml(source)
-        else:
-            raise ValueError(
-                f"{str(source)!r} is neither a YAML file nor a distillation preset; presets: "
-                f"{list_distill_presets()}"
-            )
-    for item in overrides:
-        _set_dotted(raw, *parse_override(item))
-    cfg = build_typed(DistillConfig, raw)
+    cfg = build_typed(DistillConfig, raw_config(source, overrides, PRESETS_DIR, "distillation"))
     if cfg.teacher.path is None:
         raise ValueError(
             "teacher.path is not set: pass --teacher.path=PIPELINE_FOLDER (e.g. sanawm/assets/default-model) "

@@ -115,6 +115,11 @@ def weights_report(folder: Path) -> dict:
     return report
 
 
+def folder_megabytes(folder: Path) -> float:
+    """The size of every file under `folder`, in MB to two decimals."""
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6, 2)
+
+
 def publish_folder(tmp: Path, out: Path) -> Path:
     """Move a fully written folder `tmp` into place as `out` (replacing an old one; same filesystem)."""
     if out.exists():

@@ -2,7 +2,8 @@
 denoise them chunk-causally in 3 Euler steps, behind a clean sink frame with a bounded KV history.
 
 - `base`: the interface (`BlockRefiner`, `RefinerSchedule`, `RefinerPrompt`) and the two drivers built
-  on it, `refine_clip` (whole clip) and `RefinerStream` (chunk by chunk, constant memory).
+  on it, `refine_clip` (whole clip) and `RefinerStream` (chunk by chunk, constant memory); `ChunkRefiner`
+  holds what the backends share.
 - `ltx2`: the released backend, diffusers' LTX-2 refiner transformer under our chunk-causal loop.
 - `lora`: LoRA fine-tuning of that backend (peft) with the truncated-σ objective; `load_lora` for inference.
 - `small`: our own backend, the stage-1 network (`SanaWMTransformer`) fine-tuned as a refiner; `pairs`
@@ -12,6 +13,7 @@ denoise them chunk-causally in 3 Euler steps, behind a clean sink frame with a b
 from .base import (
     RELEASE_SIGMAS,
     BlockRefiner,
+    ChunkRefiner,
     RefinerCameras,
     RefinerPrompt,
     RefinerSchedule,
@@ -25,6 +27,7 @@ from .small import SmallRefiner, SmallRefinerState, small_schedule
 __all__ = [
     "RELEASE_SIGMAS",
     "BlockRefiner",
+    "ChunkRefiner",
     "LTX2PromptEncoder",
     "LTX2Refiner",
     "LTX2RefinerState",

@@ -5,7 +5,8 @@ frames as an unrefined attention sink and refines the rest chunk-causally in `bl
 each block is re-noised to σ_s = sigmas[0] (x = (1 - σ_s)·z + σ_s·ε, one ε per block) and denoised by
 Euler steps over `sigmas`, attending to the sink plus up to `kv_max_frames - sink_size` already refined
 frames. A backend is a `BlockRefiner` (begin with the sink, then refine one block at a time); whole
-clips and streams are both driven from that, so they give the same latents.
+clips and streams are both driven from that, so they give the same latents. `ChunkRefiner` is what the
+backends share around those two steps (the drivers, prompts, the checks and noise of each step).
 
 Camera-conditioned backends (our `SmallRefiner`) also take each block's camera inputs, a
 `RefinerCameras` sliced to the block's frames; backends without camera input (LTX-2) ignore them.
@@ -316,3 +317,70 @@ class RefinerStream(Generic[StateT]):
         result = torch.cat([o.to(out[-1]) for o in out], dim=2)
         self.frames_out += result.shape[2]
         return result
+
+
+class ChunkRefiner(Generic[StateT]):
+    """What every stage-2 backend shares around its two `BlockRefiner` steps: the whole-clip and streaming
+    drivers, string prompts, and the checks and inputs that open `begin` and `refine_block`.
+
+    A backend sets `schedule` and supplies `begin` and `refine_block`, `encode_prompt` (a string -> a
+    `RefinerPrompt`), `_check_latents` (its channels and latent grid) and `_placement` (its network's
+    device and dtype).
+    """
+
+    schedule: RefinerSchedule
+
+    def encode_prompt(self, prompt: str) -> RefinerPrompt:
+        raise NotImplementedError
+
+    def _check_latents(self, latents: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _placement(self) -> tuple[torch.device, torch.dtype]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def refine(
+        self,
+        latents: torch.Tensor,
+        prompt: RefinerPrompt | str,
+        *,
+        fps: float,
+        generator: torch.Generator | None = None,
+        cameras: RefinerCameras | None = None,
+    ) -> torch.Tensor:
+        """Stage-1 latents (B, C, F, H, W) -> refined latents (B, C, F, H, W) in the network's dtype.
+        `cameras`: the camera inputs of all F frames (a backend without camera input ignores them)."""
+        return refine_clip(self, latents, self._prompt(prompt), fps=fps, generator=generator, cameras=cameras)
+
+    def stream(
+        self, prompt: RefinerPrompt | str, *, fps: float, generator: torch.Generator | None = None
+    ) -> RefinerStream[StateT]:
+        return RefinerStream(self, self._prompt(prompt), fps=fps, generator=generator)
+
+    def _prompt(self, prompt: RefinerPrompt | str) -> RefinerPrompt:
+        return prompt if isinstance(prompt, RefinerPrompt) else self.encode_prompt(prompt)
+
+    def _to_model(self, latents: torch.Tensor) -> torch.Tensor:
+        device, dtype = self._placement()
+        return latents.to(device=device, dtype=dtype)
+
+    def _sink_prompt(self, sink: torch.Tensor, prompt: RefinerPrompt) -> RefinerPrompt:
+        """Check the sink frames (B, C, sink_size, H, W); return `prompt` batched for them, on the
+        network's device and dtype."""
+        self._check_latents(sink)
+        check_sink(self.schedule, sink)
+        device, dtype = self._placement()
+        return prompt.batched(sink.shape[0], device, dtype)
+
+    def _block_inputs(
+        self, state: StateT, block: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check the next block (B, C, n, H, W) against the stream; return it on the network's device and
+        dtype, and its noise ε of the same shape (one draw per block, on the generator's device)."""
+        self._check_latents(block)
+        check_block(self.schedule, state, block)
+        clean = self._to_model(block)
+        noise_device = generator.device if generator is not None else clean.device
+        noise = torch.randn(clean.shape, generator=generator, device=noise_device, dtype=clean.dtype)
+        return clean, noise.to(clean.device)

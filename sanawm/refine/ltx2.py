@@ -22,15 +22,7 @@ from diffusers import SanaWMLTX2RefinerTransformer3DModel
 from diffusers.models.transformers.transformer_sana_wm_refiner import SanaWMRefinerKVCache
 from diffusers.pipelines.sana_wm.refiner import _pack_latents, _unpack_latents
 
-from .base import (
-    RefinerCameras,
-    RefinerPrompt,
-    RefinerSchedule,
-    RefinerStream,
-    check_block,
-    check_sink,
-    refine_clip,
-)
+from .base import ChunkRefiner, RefinerCameras, RefinerPrompt, RefinerSchedule
 from .ltx2_text import LTX2PromptEncoder
 
 
@@ -54,13 +46,14 @@ class LTX2RefinerState:
     history_frames: int = 0
 
 
-class LTX2Refiner:
+class LTX2Refiner(ChunkRefiner[LTX2RefinerState]):
     """Stage 2 with the released LTX-2 refiner transformer.
 
     `refine(latents, prompt, fps=...)` refines a whole clip; `stream(prompt, fps=...)` returns a
     `RefinerStream` to feed chunk by chunk right behind stage 1. `prompt` is a `RefinerPrompt`
     (connector embeddings) or a string, which needs the prompt encoder
-    (`from_folder(..., text_encoder=True)`).
+    (`from_folder(..., text_encoder=True)`). Camera inputs are accepted for the common interface and
+    ignored: the LTX-2 refiner has no camera input.
     """
 
     def __init__(
@@ -111,25 +104,6 @@ class LTX2Refiner:
             )
         return self.prompt_encoder.encode(prompt)
 
-    @torch.no_grad()
-    def refine(
-        self,
-        latents: torch.Tensor,
-        prompt: RefinerPrompt | str,
-        *,
-        fps: float,
-        generator: torch.Generator | None = None,
-        cameras: RefinerCameras | None = None,
-    ) -> torch.Tensor:
-        """Stage-1 latents (B, C, F, H, W) -> refined latents (B, C, F, H, W) in the transformer's dtype.
-        `cameras` are accepted for the common interface and ignored: the LTX-2 refiner has no camera input."""
-        return refine_clip(self, latents, self._prompt(prompt), fps=fps, generator=generator)
-
-    def stream(
-        self, prompt: RefinerPrompt | str, *, fps: float, generator: torch.Generator | None = None
-    ) -> RefinerStream[LTX2RefinerState]:
-        return RefinerStream(self, self._prompt(prompt), fps=fps, generator=generator)
-
     # ------------------------------------------------------------------ BlockRefiner
 
     @torch.no_grad()
@@ -143,12 +117,11 @@ class LTX2Refiner:
     ) -> LTX2RefinerState:
         """Record the sink frames' pre-RoPE K/V (one σ = 0 pass over the raw stage-1 sink, no prefix).
         `cameras` are ignored (no camera input)."""
-        self._check_latents(sink)
-        check_sink(self.schedule, sink)
+        prompt = self._sink_prompt(sink, prompt)
         batch_size, _, _, height, width = sink.shape
         state = LTX2RefinerState(
             kv_cache=SanaWMRefinerKVCache(len(self.transformer.transformer_blocks)),
-            prompt=self._batched_prompt(prompt, batch_size),
+            prompt=prompt,
             fps=float(fps),
             batch_size=batch_size,
             height=height,
@@ -170,16 +143,10 @@ class LTX2Refiner:
         cameras: RefinerCameras | None = None,
     ) -> torch.Tensor:
         """Refine the next block (B, C, n, H, W), n <= block_size, of stage-1 latents; advance `state`."""
-        self._check_latents(block)
-        num = check_block(self.schedule, state, block)
-        positions = self._start_block(state, num)
-        clean = self._to_model(block)
+        clean, noise = self._block_inputs(state, block, generator)
+        positions = self._start_block(state, clean.shape[2])
         dtype = clean.dtype
         sigmas = torch.tensor(self.schedule.sigmas, dtype=torch.float32)
-        noise_device = generator.device if generator is not None else clean.device
-        noise = torch.randn(clean.shape, generator=generator, device=noise_device, dtype=dtype).to(
-            clean.device
-        )
         x = ((1.0 - sigmas[0]) * clean.float() + sigmas[0] * noise.float()).to(dtype)
         for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
             velocity = self._forward(state, x, float(sigma), positions, "inject")
@@ -264,8 +231,8 @@ class LTX2Refiner:
         cfg = self.transformer.config
         return (state.height // cfg.patch_size) * (state.width // cfg.patch_size) // cfg.patch_size_t
 
-    def _to_model(self, latents: torch.Tensor) -> torch.Tensor:
-        return latents.to(device=self.transformer.device, dtype=self.transformer.dtype)
+    def _placement(self) -> tuple[torch.device, torch.dtype]:
+        return self.transformer.device, self.transformer.dtype
 
     def _check_latents(self, latents: torch.Tensor) -> None:
         cfg = self.transformer.config
@@ -286,9 +253,3 @@ class LTX2Refiner:
             raise ValueError(
                 f"the chunk-causal driver needs patch_size_t=1; this transformer has {cfg.patch_size_t}"
             )
-
-    def _prompt(self, prompt: RefinerPrompt | str) -> RefinerPrompt:
-        return prompt if isinstance(prompt, RefinerPrompt) else self.encode_prompt(prompt)
-
-    def _batched_prompt(self, prompt: RefinerPrompt, batch_size: int) -> RefinerPrompt:
-        return prompt.batched(batch_size, self.transformer.device, self.transformer.dtype)

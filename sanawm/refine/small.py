@@ -25,16 +25,7 @@ import torch
 
 from ..model.state import StreamState
 from ..model.transformer import SanaWMTransformer
-from .base import (
-    RELEASE_SIGMAS,
-    RefinerCameras,
-    RefinerPrompt,
-    RefinerSchedule,
-    RefinerStream,
-    check_block,
-    check_sink,
-    refine_clip,
-)
+from .base import RELEASE_SIGMAS, ChunkRefiner, RefinerCameras, RefinerPrompt, RefinerSchedule
 
 REFINER_FILE = "refiner.json"
 
@@ -59,7 +50,7 @@ class SmallRefinerState:
     width: int
 
 
-class SmallRefiner:
+class SmallRefiner(ChunkRefiner[SmallRefinerState]):
     """Stage 2 with our network. `refine(latents, prompt, fps=..., cameras=...)` refines a whole clip,
     `stream(prompt, fps=...)` returns a `RefinerStream` fed chunk by chunk behind stage 1. `prompt` is a
     `RefinerPrompt` (text embeddings of the network's caption width) or a string, which needs
@@ -118,24 +109,6 @@ class SmallRefiner:
         text, mask = self.text_encoder.encode([prompt])
         return RefinerPrompt(text, mask)
 
-    @torch.no_grad()
-    def refine(
-        self,
-        latents: torch.Tensor,
-        prompt: RefinerPrompt | str,
-        *,
-        fps: float,
-        generator: torch.Generator | None = None,
-        cameras: RefinerCameras | None = None,
-    ) -> torch.Tensor:
-        """Stage-1 latents (B, C, F, H, W) -> refined latents (B, C, F, H, W) in the network's dtype."""
-        return refine_clip(self, latents, self._prompt(prompt), fps=fps, generator=generator, cameras=cameras)
-
-    def stream(
-        self, prompt: RefinerPrompt | str, *, fps: float, generator: torch.Generator | None = None
-    ) -> RefinerStream[SmallRefinerState]:
-        return RefinerStream(self, self._prompt(prompt), fps=fps, generator=generator)
-
     # ------------------------------------------------------------------ BlockRefiner
 
     @torch.no_grad()
@@ -148,15 +121,10 @@ class SmallRefiner:
         cameras: RefinerCameras | None = None,
     ) -> SmallRefinerState:
         """Record the sink frames (B, C, sink_size, H, W) with one σ = 0 pass into a fresh stream state."""
-        self._check_latents(sink)
-        check_sink(self.schedule, sink)
+        prompt = self._sink_prompt(sink, prompt)
         batch_size, _, _, height, width = sink.shape
         state = SmallRefinerState(
-            self.transformer.init_stream_state(self.kv_window),
-            self._batched_prompt(prompt, batch_size),
-            batch_size,
-            height,
-            width,
+            self.transformer.init_stream_state(self.kv_window), prompt, batch_size, height, width
         )
         self._commit(state, self._to_model(sink), cameras)
         return state
@@ -171,14 +139,8 @@ class SmallRefiner:
         cameras: RefinerCameras | None = None,
     ) -> torch.Tensor:
         """Refine the next block (B, C, n, H, W), n <= block_size, of stage-1 latents; advance `state`."""
-        self._check_latents(block)
-        check_block(self.schedule, state, block)
-        clean = self._to_model(block)
+        clean, noise = self._block_inputs(state, block, generator)
         dtype = clean.dtype
-        noise_device = generator.device if generator is not None else clean.device
-        noise = torch.randn(clean.shape, generator=generator, device=noise_device, dtype=dtype).to(
-            clean.device
-        )
         sigmas = [float(s) for s in self.schedule.sigmas]
         x = (1.0 - sigmas[0]) * clean.float() + sigmas[0] * noise.float()
         for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
@@ -213,12 +175,9 @@ class SmallRefiner:
         dtype = x.dtype
         return cameras.camera.to(x.device, dtype), cameras.plucker.to(x.device, dtype)
 
-    def _param(self) -> torch.Tensor:
-        return next(self.transformer.parameters())
-
-    def _to_model(self, latents: torch.Tensor) -> torch.Tensor:
-        p = self._param()
-        return latents.to(device=p.device, dtype=p.dtype)
+    def _placement(self) -> tuple[torch.device, torch.dtype]:
+        p = next(self.transformer.parameters())
+        return p.device, p.dtype
 
     def _check_latents(self, latents: torch.Tensor) -> None:
         if latents.ndim != 5:
@@ -228,13 +187,6 @@ class SmallRefiner:
                 f"stage-1 latents have {latents.shape[1]} channels but the refiner network takes "
                 f"{self.latent_channels}; use the refiner trained for this model's VAE"
             )
-
-    def _prompt(self, prompt: RefinerPrompt | str) -> RefinerPrompt:
-        return prompt if isinstance(prompt, RefinerPrompt) else self.encode_prompt(prompt)
-
-    def _batched_prompt(self, prompt: RefinerPrompt, batch_size: int) -> RefinerPrompt:
-        p = self._param()
-        return prompt.batched(batch_size, p.device, p.dtype)
 
 
 __all__ = ["REFINER_FILE", "SmallRefiner", "SmallRefinerState", "small_schedule"]

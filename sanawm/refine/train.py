@@ -27,10 +27,8 @@ from ..training.config import (
     DataSection,
     OptimSection,
     RunSection,
-    _set_dotted,
     build_typed,
-    parse_override,
-    read_yaml,
+    raw_config,
 )
 from ..training.data import build_dataset, derive_seed
 from ..training.distributed import init_distributed
@@ -79,18 +77,7 @@ class RefinerConfig:
 
 def load_refiner_config(source, overrides=()) -> RefinerConfig:
     """A preset (sanawm/refine/presets/NAME.yaml), a YAML path or a mapping, then --key=value overrides."""
-    if isinstance(source, dict):
-        raw = dict(source)
-    elif (PRESETS_DIR / f"{source}.yaml").is_file():
-        raw = read_yaml(PRESETS_DIR / f"{source}.yaml")
-    elif Path(source).is_file():
-        raw = read_yaml(source)
-    else:
-        presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
-        raise ValueError(f"{str(source)!r} is neither a YAML file nor a refiner preset; presets: {presets}")
-    for item in overrides:
-        _set_dotted(raw, *parse_override(item))
-    cfg = build_typed(RefinerConfig, raw)
+    cfg = build_typed(RefinerConfig, raw_config(source, overrides, PRESETS_DIR, "refiner"))
     if cfg.stage1.path is None:
         raise ValueError(
             "stage1.path is not set: pass --stage1.path=PIPELINE_FOLDER (e.g. sanawm/assets/default-model)"

@@ -244,6 +244,24 @@ def load_config(source: str | Path | Mapping | None = None, overrides: Sequence[
     return config_from_dict(raw)
 
 
+def raw_config(source: str | Path | Mapping, overrides: Sequence[str], presets_dir: Path, kind: str) -> dict:
+    """The untyped mapping of another config family (distillation, refiner): a preset of `presets_dir`
+    (NAME.yaml), a YAML file or a mapping, with `--key=value` overrides set; type it with `build_typed`.
+    `kind` names the family in the error for a source that is neither."""
+    if isinstance(source, Mapping):
+        raw = dict(source)
+    elif (presets_dir / f"{source}.yaml").is_file():
+        raw = read_yaml(presets_dir / f"{source}.yaml")
+    elif Path(source).is_file():
+        raw = read_yaml(source)
+    else:
+        presets = sorted(p.stem for p in presets_dir.glob("*.yaml"))
+        raise ValueError(f"{str(source)!r} is neither a YAML file nor a {kind} preset; presets: {presets}")
+    for item in overrides:
+        _set_dotted(raw, *parse_override(item))
+    return raw
+
+
 def read_yaml(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """The mapping of a preset or a YAML file, with its `base:` chain merged in."""
     path = _resolve(source)
@@ -455,5 +473,6 @@ __all__ = [
     "dump_config",
     "list_presets",
     "load_config",
+    "raw_config",
     "read_yaml",
 ]
