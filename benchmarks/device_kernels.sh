@@ -6,7 +6,8 @@
 #
 # Parts, each under its own time limit (cut to what is left of a $BUDGET-second budget, 570 by default)
 # and run even when an earlier one failed; every part writes its log and JSON under $OUT:
-#   1. tests      pytest tests/gpu (the kernels' parity, the dispatch, the network on each GDN path)
+#   1. tests      pytest tests/gpu -k 'not compiled' (the kernels' parity, the dispatch, the network on each
+#                 GDN path; 112 s on an H200); compiled_tests: the two compiled-block tests (compiles: slow)
 #   2. scan       bench_gdn.py: row kernel vs differentiable kernels vs PyTorch scan, forward (both modes,
 #                 bf16/fp32), and forward+backward (differentiable kernels vs PyTorch scan)
 #   3. layer      bench_gdn.py: one GDN attention layer of the 2.6 B preset at 60 s, eager, on each GDN path
@@ -24,7 +25,7 @@ rm -f "$OUT/parts.txt"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 BUDGET="${BUDGET:-570}"
 START=$(date +%s)
-PARTS="${PARTS:-tests scan layer net720p compiled interp}"
+PARTS="${PARTS:-tests scan layer net720p compiled compiled_tests interp}"
 
 part() {  # part NAME CAP_SECONDS COMMAND...
   local name=$1 cap=$2
@@ -51,7 +52,8 @@ part() {  # part NAME CAP_SECONDS COMMAND...
 
 for name in $PARTS; do
   case $name in
-    tests) part tests 240 python3 -m pytest -q -rs --durations=10 --junitxml="$OUT/tests.xml" tests/gpu ;;
+    tests) part tests 240 python3 -m pytest -q -rs --durations=10 --junitxml="$OUT/tests.xml" -k "not compiled" tests/gpu ;;
+    compiled_tests) part compiled_tests 300 python3 -m pytest -q -rs -k compiled tests/gpu ;;
     scan) part scan 120 python3 benchmarks/bench_gdn.py --skip layer_eager layer_compiled \
       --out "$OUT/bench_gdn_scan.json" ;;
     layer) part layer 90 python3 benchmarks/bench_gdn.py --skip scan train layer_compiled \
