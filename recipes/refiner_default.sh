@@ -7,8 +7,9 @@
 #   recipes/refiner_default.sh WORK [--smoke] [--pipeline PIPELINE]
 #
 # Every stage writes under WORK and is skipped when its output is complete; training is time-boxed
-# (run.time_limit_minutes) and resumes from its checkpoints, so a rerun continues. --smoke runs the same
-# chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
+# (run.time_limit_minutes; REF_MINUTES, default 8) and resumes from its checkpoints, so a rerun continues;
+# REF_SECONDS (default 20) sets the training rollouts' length. The evaluation runs as three processes,
+# merged. --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
 # --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
 # folder with a distilled student/ is rolled out with the student, its own default sampler).
 #
@@ -37,9 +38,12 @@ if [[ $MODE == --smoke ]]; then
     TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1)
     EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
 else
-    SIZE=256; WORKERS=12; SCENES=256; SECONDS_=20; FRAMES=321  # 41 latent frames
-    TRAIN=(refiner-default --pairs.samples="$SCENES" --run.time_limit_minutes="${REF_MINUTES:-8}")
-    EVAL=(--scenes 20 --seconds 60 --horizons 1,5,10,30,60 --size 256)
+    # REF_SECONDS: length of the training rollouts (20 s = 41 latent frames; 60 s shows the refiner how
+    # stage 1 goes wrong late in a minute, which 20 s rollouts do not: docs/model-card.md)
+    SIZE=256; WORKERS=12; SCENES=256; SECONDS_=${REF_SECONDS:-20}; FRAMES=$(( SECONDS_ * 16 + 1 ))
+    TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames=$(( SECONDS_ * 2 + 1 ))
+           --run.time_limit_minutes="${REF_MINUTES:-8}")
+    EVAL=(--seconds 60 --horizons 1,5,10,30,60 --size 256)  # 20 scenes: seeds 1000000..19, split below
 fi
 
 log "pipeline: $PIPE"
@@ -75,8 +79,22 @@ fi
 
 log "eval: stage 1 vs stage 1 + refiner on held-out worlds"
 if [[ ! -f $WORK/eval60_refine.json ]]; then
-    "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --refine "${EVAL[@]}" \
-        --out "$WORK/eval60_refine.json.partial.json" > "$WORK/eval60_refine.md" 2> "$WORK/eval.log"
-    mv "$WORK/eval60_refine.json.partial.json" "$WORK/eval60_refine.json"
+    if [[ $MODE == --smoke ]]; then
+        "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --refine "${EVAL[@]}" \
+            --out "$WORK/eval60_refine.json.partial.json" > "$WORK/eval60_refine.md" 2> "$WORK/eval.log"
+        mv "$WORK/eval60_refine.json.partial.json" "$WORK/eval60_refine.json"
+    else  # three processes over seed ranges (one is CPU-bound at ~90 s a minute-long scene), then merged
+        pids=(); parts=()
+        for range in "1000000 6" "1000006 6" "1000012 8"; do
+            read -r offset count <<< "$range"
+            OMP_NUM_THREADS=4 "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --refine "${EVAL[@]}" \
+                --seed-offset "$offset" --scenes "$count" --out "$WORK/eval60_refine.$offset.json" \
+                > /dev/null 2> "$WORK/eval.$offset.log" & pids+=($!); parts+=("$WORK/eval60_refine.$offset.json")
+        done
+        for p in "${pids[@]}"; do wait "$p"; done
+        "${SANAWM[@]}" eval merge "${parts[@]}" --out "$WORK/eval60_refine.json.partial.json" \
+            > "$WORK/eval60_refine.md"
+        mv "$WORK/eval60_refine.json.partial.json" "$WORK/eval60_refine.json"
+    fi
 fi
 log "done: $WORK/pipeline, $WORK/eval60_refine.md"
