@@ -156,4 +156,3 @@ def run_merge(args) -> int:
     print(report.to_markdown())
     print(f"wrote {args.out} ({len(report.scenes)} scenes)", file=sys.stderr)
     return 0
-
