@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Train the shipped default model from nothing: procedural worlds -> VAE -> latents -> world model.
 #
-#   recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]]
+#   recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]] [--vae VAE_FOLDER]
 #
 # Every stage writes under WORK and is skipped when its output is complete, so a rerun resumes. --smoke
 # runs the same chain at toy scale (a few 64-pixel clips, a few steps) to check it end to end on a CPU.
 # --continue PIPELINE starts the VAE and phase 1 from a pipeline folder's weights (e.g. the shipped
 # sanawm/assets/default-model) instead of from scratch, so training can span sessions; with --keep-vae the
 # pipeline's VAE is used as it is (no VAE training: the latent space, and so the world model, carry over).
+# --vae VAE_FOLDER uses a VAE trained elsewhere (e.g. by recipes/vae_widths.sh on another machine) as it is,
+# and trains the world model from nothing in its latent space: a VAE and a world model on two machines.
 # The full run was made on one H100 (see docs/model-card.md); its two world-model phases are time-boxed
 # (run.time_limit_minutes), and the step each reached is logged in WORK/phase*/metrics.jsonl.
 #
@@ -22,14 +24,15 @@
 # `sanawm eval worlds` uses 1000000.. so nothing evaluated was trained on.
 set -euo pipefail
 
-WORK=${1:?usage: recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]]}
+WORK=${1:?usage: recipes/default_model.sh WORK [--smoke] [--continue PIPELINE [--keep-vae]] [--vae VAE_FOLDER]}
 shift
-MODE=full; FROM=""; KEEP_VAE=""
+MODE=full; FROM=""; KEEP_VAE=""; GIVEN_VAE=""
 while (( $# )); do
     case $1 in
         --smoke) MODE=--smoke ;;
         --continue) FROM=$(realpath "${2:?--continue needs a pipeline folder}"); shift ;;
         --keep-vae) KEEP_VAE=1 ;;
+        --vae) GIVEN_VAE=$(realpath "${2:?--vae needs a VAE folder}"); shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -59,6 +62,10 @@ else
     P1_LIMIT=${P1_MINUTES:-7}; P2_LIMIT=${P2_MINUTES:-7}
 fi
 if [[ -n $KEEP_VAE && -z $FROM ]]; then echo "--keep-vae needs --continue PIPELINE" >&2; exit 2; fi
+if [[ -n $GIVEN_VAE && -n $FROM ]]; then echo "--vae and --continue exclude each other" >&2; exit 2; fi
+if [[ -n $GIVEN_VAE && ! -f $GIVEN_VAE/config.json ]]; then
+    echo "--vae $GIVEN_VAE: no config.json there; pass a SmallVideoVAE folder (e.g. WORK/<preset>/vae)" >&2; exit 2
+fi
 LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 ))
 
 render() {  # render NAME SEED SCENES SECONDS WORKERS
@@ -81,7 +88,7 @@ wait_for() {  # wait for WORK/NAME.done, which the background job writes; fail i
 }
 
 log "worlds for the VAE"
-[[ -f $WORK/worlds-vae.done ]] || render worlds-vae 0 "$VAE_SCENES" "$VAE_SECONDS" "$WORKERS"
+[[ -f $WORK/worlds-vae.done || -n $GIVEN_VAE ]] || render worlds-vae 0 "$VAE_SCENES" "$VAE_SECONDS" "$WORKERS"
 [[ -f $WORK/worlds-heldout.done ]] || render worlds-heldout 900000 "$HELD_SCENES" "$VAE_SECONDS" "$WORKERS"
 
 # The world-model clips render on the CPUs while the VAE trains on the GPU; their latents cache as
@@ -97,6 +104,10 @@ BACKGROUND=$!
 trap 'kill $BACKGROUND 2> /dev/null || true' EXIT
 
 log "VAE"
+if [[ -n $GIVEN_VAE && ! -f $WORK/vae/vae/config.json ]]; then
+    mkdir -p "$WORK/vae" && cp -r "$GIVEN_VAE" "$WORK/vae/vae"
+    log "VAE given: $GIVEN_VAE"
+fi
 if [[ -n $KEEP_VAE && ! -f $WORK/vae/vae/config.json ]]; then
     mkdir -p "$WORK/vae" && cp -r "$FROM/vae" "$WORK/vae/vae"
     log "VAE kept from $FROM/vae"
