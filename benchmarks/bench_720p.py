@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import statistics
+import time
 import traceback
 
 import torch
@@ -137,6 +138,14 @@ def main(argv=None) -> int:
         help="also time the bidirectional evaluation with the GDN on the PyTorch scan "
         "(SANAWM_GDN_KERNEL=pytorch; the default runs bf16 inference on the row kernel)",
     )
+    ap.add_argument(
+        "--compile-bidirectional",
+        nargs="*",
+        choices=["auto", "pytorch"],
+        help="also time the bidirectional evaluation with the blocks under torch.compile (default mode), "
+        "with the GDN on these paths (auto: the row kernel, a graph break; pytorch: the scan inside the "
+        "graph, fused with the feature maps); last, since compiling takes minutes",
+    )
     ap.add_argument("--profile", help="write the top CUDA kernels of one bidirectional call here")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -204,9 +213,37 @@ def main(argv=None) -> int:
             f"streaming_4step_compiled_{mode}",
             lambda m=mode: streaming_case(models["ours"], args, compile_mode=m),
         )
+    for path in args.compile_bidirectional or []:
+        case(
+            f"ours_bidirectional_compiled_{path}",
+            lambda p=path: compiled_bidirectional(models["ours"], call_ours, p, args.repeats, peaks),
+        )
     summarise(result)
     save()
     return 0
+
+
+def compiled_bidirectional(ours, call, path, repeats, peaks) -> dict:
+    """The bidirectional case with every block under torch.compile and the GDN on `path` (the choice is
+    traced into the graph, so each path compiles afresh); the first call's time is the compile."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    os.environ["SANAWM_GDN_KERNEL"] = path
+    try:
+        ours.compile_blocks()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            call()
+        torch.cuda.synchronize()
+        first = time.perf_counter() - t0
+        row = network_case(f"ours_bidirectional_compiled_{path}", call, repeats, peaks, flops=False)
+        row["first_call_s"] = first
+        return row
+    finally:
+        os.environ.pop("SANAWM_GDN_KERNEL")
+        for block in ours.blocks:  # back to eager for anything after
+            block._compiled_call_impl = None
 
 
 def without_gdn_kernel(call, repeats, peaks) -> dict:

@@ -13,6 +13,8 @@
 #   3. layer      bench_gdn.py: one GDN attention layer of the 2.6 B preset at 60 s, eager, on each GDN path
 #   4. net720p    bench_720p.py: one bidirectional 60 s evaluation of sana-wm-2.6b, default path and PyTorch
 #                 scan (--skip reference: no diffusers needed)
+#   net720p_compiled (not in the default PARTS): the same evaluation with every block under torch.compile,
+#                 GDN on the PyTorch scan (inside the graph) and on the row kernel (a graph break)
 #   5. compiled   bench_gdn.py: the same layer under torch.compile on each path (slow: the PyTorch-scan
 #                 layer's first compile took 97 s)
 #   6. interp     the interpreter tests (tests/model/test_gdn_triton_interpret.py; they skip where this
@@ -60,6 +62,8 @@ for name in $PARTS; do
       --out "$OUT/bench_gdn_layer.json" ;;
     net720p) part net720p 150 python3 benchmarks/bench_720p.py --skip reference softmax streaming vae \
       --gdn-baseline --repeats 3 --out "$OUT/bench_720p.json" ;;
+    net720p_compiled) part net720p_compiled 500 python3 benchmarks/bench_720p.py --skip reference softmax \
+      streaming vae --compile-bidirectional pytorch auto --repeats 3 --out "$OUT/bench_720p_compiled.json" ;;
     compiled) part compiled 400 python3 benchmarks/bench_gdn.py --skip scan train layer_eager \
       --out "$OUT/bench_gdn_compiled.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
