@@ -48,7 +48,7 @@ from PIL import Image
 from ..pipelines.world_model import WorldModelPipeline
 from ..world import build_scene, caption_for, plan_path, render_trajectory
 from ..world.camera import parse_size
-from .image_metrics import psnr, ssim
+from .image_metrics import ssim
 
 HELD_OUT_SEED_OFFSET = 1_000_000
 DEFAULT_KINDS = ("walk", "revisit")
@@ -128,12 +128,23 @@ class MethodResult:
         )
 
 
+def revisit_scores(frames: np.ndarray, pairs: list[tuple[int, int]]) -> Scores | None:
+    """Revisit consistency of a video: the frames on the way back against those on the way out at the
+    same poses (`revisit_pairs`); None without pairs."""
+    if not pairs:
+        return None
+    out, back = [i for i, _ in pairs], [j for _, j in pairs]
+    return window_scores(frames[back], frames[out])
+
+
 def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
     """Compare generated `frames` with `truth` (F, H, W, 3) uint8."""
     if frames.shape != truth.shape:
         raise ValueError(f"generated frames have shape {frames.shape}, the ground truth {truth.shape}")
-    per_psnr, per_ssim = np.asarray(psnr(frames, truth)), np.asarray(ssim(frames, truth))
     per_mse = ((frames.astype(np.float64) - truth.astype(np.float64)) ** 2).reshape(len(frames), -1).mean(1)
+    with np.errstate(divide="ignore"):  # an exact frame: MSE 0 -> +inf dB, as `psnr` gives
+        per_psnr = 10.0 * np.log10(255.0**2 / per_mse)
+    per_ssim = np.asarray(ssim(frames, truth))
     clip = (len(truth) - 1) / fps
     by_h = {}
     for h in horizons:
@@ -141,10 +152,7 @@ def score_method(frames, truth, fps: float, horizons, pairs) -> MethodResult:
         if h <= clip + 1e-9 and len(idx):  # window_scores of frames[idx], from the per-frame values
             mse = float(per_mse[idx].mean())
             by_h[float(h)] = Scores(_psnr_of_mse(mse), float(per_ssim[idx].mean()), len(idx))
-    revisit = None
-    if pairs:
-        out, back = [i for i, _ in pairs], [j for _, j in pairs]
-        revisit = window_scores(frames[back], frames[out])
+    revisit = revisit_scores(frames, pairs)
     drift = None
     if clip >= 2 * DRIFT_SECONDS - 1e-9:
         t = np.arange(len(truth)) / fps
@@ -444,7 +452,7 @@ def evaluate_worlds(
                 rows["refined"] = frames["refined"]
             title = f"scene {scene_seed} ({scene.kind}, {path.kind} path), held out"
             comparison_sheet(rows, fps, Path(sheets) / f"scene_{scene_seed}.png", title=title)
-        gt_revisit = score_method(truth, truth, fps, (), pairs).revisit
+        gt_revisit = revisit_scores(truth, pairs)
         results.append(
             SceneResult(
                 scene_seed, scene.kind, path.kind, path_seed, n, len(pairs), methods, gt_revisit, timings
