@@ -157,7 +157,8 @@ def _check_network() -> None:
 
     from sanawm.model import SanaWMTransformer, attention, get_preset
     from sanawm.model.ops.gdn import gdn_parallel, to_fp32
-    from sanawm.model.ops.gdn_triton import gdn_scan_triton, supports
+    from sanawm.model.ops.gdn import kernel_supports as supports
+    from sanawm.model.ops.gdn_triton import gdn_scan_triton
     from tests.model.helpers import camera_inputs, randomize
 
     use_kernel = {"on": False}

@@ -199,12 +199,27 @@ def _resolve(choice: str, where: str) -> str:
     return name
 
 
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _scan_tensors(x: GDNInputs, state: GDNState | None) -> list[torch.Tensor]:
+    """The scan's input and initial-state tensors that are present."""
+    tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
+    if state is not None:
+        tensors += [t for t in (state.num, state.den) if t is not None]
+    return tensors
+
+
 def needs_grad(x: GDNInputs, state: GDNState | None = None) -> bool:
     """Whether autograd would record the scan: grad mode on and some input or state requires grad."""
-    tensors = [x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den]
-    if state is not None:
-        tensors += [state.num, state.den]
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in _scan_tensors(x, state))
+
+
+def kernel_supports(x: GDNInputs, state: GDNState | None) -> bool:
+    """Whether both Triton paths take these inputs: float32/bfloat16/float16 with head dims up to 128 (the
+    row kernel holds a block of state rows by the whole padded D in registers, the walks a D x D tile)."""
+    dtypes_ok = all(t.dtype in KERNEL_DTYPES for t in _scan_tensors(x, state))
+    return dtypes_ok and max(x.k.shape[-1], x.v.shape[-1]) <= 128
 
 
 def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str | None = None) -> str:
@@ -216,14 +231,14 @@ def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str 
     if setting == "memory":
         from . import gdn_triton
 
-        return "memory" if gdn_triton.AVAILABLE and gdn_triton.supports(x, state) else "pytorch"
+        return "memory" if gdn_triton.AVAILABLE and kernel_supports(x, state) else "pytorch"
     if needs_grad(x, state):
         return "pytorch"  # "auto" and "rows": the PyTorch scan trains faster than the kernels
     if setting == "auto" and x.k.dtype not in (torch.bfloat16, torch.float16):
         return "pytorch"  # the row kernel is 7x slower than the PyTorch scan on fp32 inputs
     from . import gdn_triton_rows
 
-    return "rows" if gdn_triton_rows.AVAILABLE and gdn_triton_rows.supports(x, state) else "pytorch"
+    return "rows" if gdn_triton_rows.AVAILABLE and kernel_supports(x, state) else "pytorch"
 
 
 def gdn_scan(

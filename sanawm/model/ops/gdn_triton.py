@@ -39,7 +39,6 @@ except ImportError:  # pragma: no cover - the CPU CI has no Triton; gdn.gdn_scan
 from .gdn import GDNInputs, GDNOutput, GDNState, chunk_ends
 
 AVAILABLE = triton is not None
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _pow2(n: int) -> int:
@@ -198,14 +197,6 @@ class _GDNFunction(torch.autograd.Function):
         return (*out, None)
 
 
-def supports(x: GDNInputs, state: GDNState | None) -> bool:
-    """The kernels take float32/bfloat16/float16 inputs with head dims up to 128."""
-    tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
-    if state is not None:
-        tensors += [t for t in (state.num, state.den) if t is not None]
-    return all(t.dtype in DTYPES for t in tensors) and max(x.k.shape[-1], x.v.shape[-1]) <= 128
-
-
 @torch.compiler.disable
 def gdn_scan_triton(
     x: GDNInputs, chunks: Sequence[int] | None = None, state: GDNState | None = None
@@ -222,4 +213,4 @@ def gdn_scan_triton(
     return GDNOutput(num, den, GDNState(num_last, den_last))
 
 
-__all__ = ["AVAILABLE", "gdn_scan_triton", "supports"]
+__all__ = ["AVAILABLE", "gdn_scan_triton"]

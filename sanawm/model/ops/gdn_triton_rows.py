@@ -31,7 +31,6 @@ except ImportError:  # pragma: no cover - the CPU CI has no Triton; gdn.gdn_scan
 from .gdn import GDNInputs, GDNOutput, GDNState, chunk_ends, needs_grad
 
 AVAILABLE = triton is not None
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 if AVAILABLE:
 
@@ -162,15 +161,6 @@ def _scan(q, k, v, beta, decay, ends, state0, dv: int, precision: str):
     return out, final
 
 
-def supports(x: GDNInputs, state: GDNState | None) -> bool:
-    """The kernel takes float32/bfloat16/float16 inputs with head dims up to 128 (one program holds a
-    block of state rows by the whole padded D in registers)."""
-    tensors = [t for t in (x.q, x.k, x.v, x.beta, x.decay, x.q_den, x.k_den) if t is not None]
-    if state is not None:
-        tensors += [t for t in (state.num, state.den) if t is not None]
-    return all(t.dtype in DTYPES for t in tensors) and max(x.k.shape[-1], x.v.shape[-1]) <= 128
-
-
 @torch.compiler.disable
 def gdn_scan_rows(
     x: GDNInputs,
@@ -204,4 +194,4 @@ def gdn_scan_rows(
     return GDNOutput(num, den, GDNState(num_last, den_last))
 
 
-__all__ = ["AVAILABLE", "gdn_scan_rows", "supports"]
+__all__ = ["AVAILABLE", "gdn_scan_rows"]
