@@ -35,6 +35,27 @@ AVAILABLE = triton is not None
 if AVAILABLE:
 
     @triton.jit
+    def _write_frame(
+        Q, O, st, frame, S, D, DV, offs_s, offs_d, offs_e, mask_d, mask_e,
+        ACCUMULATE: tl.constexpr, BS: tl.constexpr, PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        """One frame's outputs for this program's state rows: O[frame] (+)= Q̂[frame] stᵀ, BS tokens a pass."""
+        for s0 in range(0, S, BS):
+            rows = s0 + offs_s
+            mask_s = rows < S
+            q = tl.load(
+                Q + frame * S * D + rows[:, None] * D + offs_d[None, :],
+                mask=mask_s[:, None] & mask_d[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            out = tl.dot(q, tl.trans(st), input_precision=PRECISION)
+            o_ptrs = O + frame * S * DV + rows[:, None] * DV + offs_e[None, :]
+            o_mask = mask_s[:, None] & mask_e[None, :]
+            if ACCUMULATE:
+                out += tl.load(o_ptrs, mask=o_mask, other=0.0)
+            tl.store(o_ptrs, out, mask=o_mask)
+
+    @triton.jit
     def _gdn_scan_kernel(
         Q,
         K,
@@ -80,20 +101,8 @@ if AVAILABLE:
                 t = i
             frame = (bh * T + t).to(tl.int64)
             if REVERSE:  # exclusive: frame t reads frames t+1 .. end of its chunk, then joins the state
-                for s0 in range(0, S, BS):
-                    rows = s0 + offs_s
-                    mask_s = rows < S
-                    q = tl.load(
-                        Q + frame * S * D + rows[:, None] * D + offs_d[None, :],
-                        mask=mask_s[:, None] & mask_d[None, :],
-                        other=0.0,
-                    ).to(tl.float32)
-                    out = tl.dot(q, tl.trans(st), input_precision=PRECISION)
-                    o_ptrs = O + frame * S * DV + rows[:, None] * DV + offs_e[None, :]
-                    o_mask = mask_s[:, None] & mask_e[None, :]
-                    if ACCUMULATE:
-                        out += tl.load(o_ptrs, mask=o_mask, other=0.0)
-                    tl.store(o_ptrs, out, mask=o_mask)
+                _write_frame(Q, O, st, frame, S, D, DV, offs_s, offs_d, offs_e, mask_d, mask_e,
+                             ACCUMULATE, BS, PRECISION)  # fmt: skip
             gamma = tl.load(DECAY + bh * T + t).to(tl.float32)
             decayed = st * gamma
             acc = decayed
@@ -119,20 +128,8 @@ if AVAILABLE:
                 acc += tl.dot(err, k, input_precision=PRECISION)
             st = acc
             if not REVERSE:  # inclusive: frame t reads the state after its own update
-                for s0 in range(0, S, BS):
-                    rows = s0 + offs_s
-                    mask_s = rows < S
-                    q = tl.load(
-                        Q + frame * S * D + rows[:, None] * D + offs_d[None, :],
-                        mask=mask_s[:, None] & mask_d[None, :],
-                        other=0.0,
-                    ).to(tl.float32)
-                    out = tl.dot(q, tl.trans(st), input_precision=PRECISION)
-                    o_ptrs = O + frame * S * DV + rows[:, None] * DV + offs_e[None, :]
-                    o_mask = mask_s[:, None] & mask_e[None, :]
-                    if ACCUMULATE:
-                        out += tl.load(o_ptrs, mask=o_mask, other=0.0)
-                    tl.store(o_ptrs, out, mask=o_mask)
+                _write_frame(Q, O, st, frame, S, D, DV, offs_s, offs_d, offs_e, mask_d, mask_e,
+                             ACCUMULATE, BS, PRECISION)  # fmt: skip
         if not REVERSE:
             tl.store(SF + state_ptrs, st, mask=state_mask)
 
