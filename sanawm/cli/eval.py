@@ -127,19 +127,24 @@ def run_worlds(args) -> int:
         refiner=pipe.refiner if args.refine else None,
         ablation=not args.no_ablation,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report.save(args.out)
-    if args.plot is not None:
-        from ..eval.worlds import plot_psnr_over_time
-
-        plot_psnr_over_time(report.to_json(), args.plot)
-    print(report.to_markdown())
-    print(f"wrote {args.out}", file=sys.stderr)
+    _write(report, args.out, args.plot)
     return 0
 
 
+def _write(report, out: Path, plot: Path | None) -> None:
+    """Save the report JSON (and its PSNR-vs-time plot), print its tables, say where it went."""
+    from ..eval.worlds import plot_psnr_over_time
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report.save(out)
+    if plot is not None:
+        plot_psnr_over_time(report.to_json(), plot)
+    print(report.to_markdown())
+    print(f"wrote {out} ({len(report.scenes)} scenes)", file=sys.stderr)
+
+
 def run_merge(args) -> int:
-    from ..eval.worlds import WorldsReport, plot_psnr_over_time
+    from ..eval.worlds import WorldsReport
 
     missing = [str(p) for p in args.reports if not p.is_file()]
     if missing:
@@ -150,9 +155,5 @@ def run_merge(args) -> int:
     except (ValueError, KeyError) as e:
         print(f"sanawm eval merge: {e}", file=sys.stderr)
         return 2
-    report.save(args.out)
-    if args.plot is not None:
-        plot_psnr_over_time(report.to_json(), args.plot)
-    print(report.to_markdown())
-    print(f"wrote {args.out} ({len(report.scenes)} scenes)", file=sys.stderr)
+    _write(report, args.out, args.plot)
     return 0
