@@ -6,8 +6,11 @@
 #   recipes/vae_widths.sh WORK [--smoke] PRESET...        e.g. WORK medium medium-c64 medium-c128
 #
 # Writes WORK/<preset>/vae (the trained VAE), WORK/<preset>.log, WORK/vae-eval-<preset>.json (PSNR / SSIM
-# on held-out clips, seeds 900000..) and WORK/widths.json (all of them). Time box per run: VAE_MINUTES
-# (default 20); all runs train at once, each with VAE_WORKERS (default 3) data workers.
+# on held-out clips, seeds 900000..), WORK/widths.json (all of them) and WORK/return/<preset>/ (the VAE in
+# bf16, as a pipeline ships it, with its evaluation and metrics: what comes back from the GPU machine).
+# Time box per run: VAE_MINUTES (default 20); the cosine schedule spans VAE_STEPS (default 20000, so a
+# short study stays near the peak rate); all runs train at once, each with batch VAE_BATCH (default 8) and
+# VAE_WORKERS (default 3) data workers.
 # Seeds: training clips 0.. (SCENES, default 640 clips of 3 s), held-out 900000...
 set -euo pipefail
 
@@ -33,7 +36,7 @@ if [[ $MODE == --smoke ]]; then
     TRAIN=(--steps 2 --batch-size 1 --workers 0 --log-every 1 --stats-samples 2 --no-progress)
 else
     SIZE=256; WORKERS=12; SCENES=${SCENES:-640}; SECONDS_=3; HELD=16
-    TRAIN=(--steps "${VAE_STEPS:-20000}" --batch-size 8 --lr 5e-4 --warmup-steps 100 --schedule cosine
+    TRAIN=(--steps "${VAE_STEPS:-20000}" --batch-size "${VAE_BATCH:-8}" --lr 5e-4 --warmup-steps 100 --schedule cosine
            --time-limit-minutes "${VAE_MINUTES:-20}" --workers "${VAE_WORKERS:-3}" --log-every 50
            --ckpt-every 1000 --precision bf16 --no-progress)
 fi
@@ -75,5 +78,13 @@ for p, r in rows.items():
     e = r["eval"]
     print(f"{p}: {r['steps']} steps, held-out " + (f"{e['psnr']:.2f} dB / SSIM {e['ssim']:.3f}" if e else "not evaluated"))
 PY
+for p in "${PRESETS[@]}"; do  # the bf16 copy (what a pipeline ships) and its record, for the trip back
+    [[ -f $WORK/$p/vae/config.json ]] || continue
+    python3 -c "import sys, torch; from sanawm.vae.small import SmallVideoVAE as V
+V.from_pretrained(sys.argv[1]).to(torch.bfloat16).save_pretrained(sys.argv[2])" "$WORK/$p/vae" "$WORK/return/$p/vae"
+    cp "$WORK/$p/metrics.jsonl" "$WORK/$p.json" "$WORK/return/$p/" 2> /dev/null || true
+    cp "$WORK/vae-eval-$p.json" "$WORK/return/$p/" 2> /dev/null || true
+done
+cp "$WORK/widths.json" "$WORK/return/" 2> /dev/null || true
 log "done"
 exit $status
