@@ -7,8 +7,12 @@ frame (timestep = 1000 σ). Latent frame 0 holds the encoded first image and sta
 Three samplers:
 - `sample_bidirectional`: Euler over a σ schedule, all frames at once (the release's stage 1).
 - `sample_chunked`: chunk by chunk, each chunk denoised over the σ schedule while the earlier chunks
-  are clean context; `streaming=True` carries a `StreamState` (constant memory), `streaming=False`
+  are context; `streaming=True` carries a `StreamState` (constant memory), `streaming=False`
   re-runs the chunk-causal forward over the whole prefix (the reference the streaming path equals).
+  Context is clean by default; `context_sigma` σ_c > 0 shows the network each finished chunk lightly
+  re-noised, (1 - σ_c) x + σ_c ε at timestep 1000 σ_c (the image frame stays clean), as training's
+  "anchor" timestep pattern shows earlier chunks (σ <= 0.1): the history noise augmentation of
+  GameNGen / Diffusion Forcing against autoregressive drift. The chunks returned stay the clean x.
 - Few-step students: `sample_chunked(..., schedule=FewStepSchedule((1000, 960, 889, 727, 0)))` predicts
   x₀ at each listed timestep and re-noises it to the next one.
 Guidance: classifier-free, `v = v_uncond + scale (v_cond - v_uncond)`, where the unconditional branch
@@ -157,6 +161,17 @@ def sample_bidirectional(
     return x
 
 
+def check_context_sigma(context_sigma: float) -> float:
+    """`context_sigma` as a float, or a ValueError when it is outside [0, 1)."""
+    value = float(context_sigma)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"context_sigma must be in [0, 1) (0: clean context), got {context_sigma}; training's anchor "
+            "pattern covers σ <= 0.1, so pass e.g. 0.05 (--context-sigma 0.05), or 0 to turn it off"
+        )
+    return value
+
+
 def chunk_layout(latent_frames: int, chunk: int = 3, first: int = 4) -> tuple[int, ...]:
     """Chunk sizes over the latent frames: `first` frames (including the clean image frame), then
     `chunk` at a time, the last chunk shorter if needed."""
@@ -183,18 +198,22 @@ def sample_chunked(
     streaming: bool = True,
     renoise: Callable[[int, int], torch.Tensor] | None = None,
     on_chunk: Callable[[int, torch.Tensor], None] | None = None,
+    context_sigma: float = 0.0,
+    context_noise: Callable[[int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Autoregressive chunk-by-chunk sampling with the chunk-causal network.
 
     noise (B, C, T, H, W) supplies each chunk's starting noise; few-step schedules draw their re-noising
     from `renoise(chunk_index, step)` (a tensor shaped like the chunk; defaults to zeros-free fresh
     noise from the global RNG). `on_chunk(index, latents)` sees every finished chunk (e.g. to decode
-    it while the next one is generated).
+    it while the next one is generated). `context_sigma` σ_c in [0, 1): the σ each finished chunk is
+    re-noised to as context (`ChunkSession.commit`), with the noise `context_noise(chunk_index)` (shaped
+    like the chunk; None: fresh noise from the global RNG); not called when σ_c = 0.
     """
     if sum(chunks) != noise.shape[2]:
         raise ValueError(f"chunks {list(chunks)} must sum to the {noise.shape[2]} latent frames")
     branches = _branches(cond, guidance, negative_text, negative_mask)
-    session = ChunkSession(model, branches, guidance, kv_window, streaming)
+    session = ChunkSession(model, branches, guidance, kv_window, streaming, context_sigma)
     out, start = [], 0
     for index, size in enumerate(chunks):
         x = noise[:, :, start : start + size].clone()
@@ -203,7 +222,8 @@ def sample_chunked(
             x[:, :, :1] = first_latent.to(x.dtype)
         chunk_renoise = None if renoise is None else (lambda step, i=index: renoise(i, step))
         x = session.denoise(x, schedule, clean_first, chunk_renoise)
-        session.commit(x)
+        with_noise = context_noise is not None and session.context_sigma > 0
+        session.commit(x, context_noise(index) if with_noise else None)
         out.append(x)
         if on_chunk is not None:
             on_chunk(index, x)
@@ -213,13 +233,24 @@ def sample_chunked(
 
 class ChunkSession:
     """Carries what chunk-causal sampling needs between chunks, for every guidance branch: a
-    `StreamState` each (streaming) or the clean latents so far (reference mode)."""
+    `StreamState` each (streaming) or the context latents so far and their timesteps (reference mode).
+    `context_sigma` σ_c in [0, 1): the σ finished chunks are re-noised to as context (see `commit`)."""
 
-    def __init__(self, model, branches: list[Conditions], guidance: Guidance, kv_window, streaming: bool):
+    def __init__(
+        self,
+        model,
+        branches: list[Conditions],
+        guidance: Guidance,
+        kv_window,
+        streaming: bool,
+        context_sigma: float = 0.0,
+    ):
         self.model, self.branches, self.guidance = model, branches, guidance
         self.kv_window, self.streaming = kv_window, streaming
+        self.context_sigma = check_context_sigma(context_sigma)
         self.states = [model.init_stream_state(kv_window) for _ in branches]
-        self.history: list[torch.Tensor] = []
+        self.history: list[torch.Tensor] = []  # (B, C, T_j, H, W) context chunks (reference mode)
+        self.history_timesteps: list[torch.Tensor] = []  # (B, T_j) their timesteps
         self.frames_done = 0
 
     def _call(self, branch: int, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
@@ -231,7 +262,7 @@ class ChunkSession:
             return out
         full = self.branches[branch].frames(slice(0, self.frames_done + x.shape[2]))
         prefix = torch.cat([*self.history, x], 2)
-        prefix_t = torch.cat([torch.zeros(x.shape[0], self.frames_done, device=x.device), timestep], 1)
+        prefix_t = torch.cat([*self.history_timesteps, timestep], 1)
         sizes = tuple(h.shape[2] for h in self.history) + (x.shape[2],)
         out = self.model(
             prefix,
@@ -281,18 +312,36 @@ class ChunkSession:
             x = self.step(x, sigmas, i, clean_first, few_step, renoise)
         return x
 
-    def commit(self, x: torch.Tensor) -> None:
-        """Record a finished (clean) chunk: one σ = 0 pass per branch updates the stream states."""
+    def context(self, x: torch.Tensor, noise: torch.Tensor | None = None):
+        """(latents, timesteps (B, T)) a finished chunk x (B, C, T, H, W) is recorded with: x at
+        timestep 0 when σ_c = 0; else (1 - σ_c) x + σ_c ε at 1000 σ_c, ε = `noise` (shaped like x;
+        fresh from the global RNG when None), except frame 0 of the first chunk (the image): clean, at 0."""
+        timestep = torch.full((x.shape[0], x.shape[2]), self.context_sigma * 1000.0, device=x.device)
+        if self.context_sigma == 0.0:
+            return x, timestep
+        sigma = self.context_sigma
+        eps = torch.randn_like(x, dtype=torch.float32) if noise is None else noise.float()
+        noised = ((1 - sigma) * x.float() + sigma * eps).to(x.dtype)
+        if self.frames_done == 0:
+            noised[:, :, :1] = x[:, :, :1]
+            timestep[:, 0] = 0.0
+        return noised, timestep
+
+    def commit(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> None:
+        """Record a finished clean chunk x (B, C, T, H, W) as context for the next ones: one pass per
+        branch updates the stream states (streaming), or it joins the history (reference mode). The
+        network sees it as `context(x, noise)` gives: clean at σ = 0, or re-noised to `context_sigma`."""
+        x, timestep = self.context(x, noise)
         if self.streaming:
-            zero = torch.zeros(x.shape[0], x.shape[2], device=x.device)
             sl = slice(self.frames_done, self.frames_done + x.shape[2])
             for b, cond in enumerate(self.branches):
                 c = cond.frames(sl)
                 _, self.states[b] = self.model.stream_step(
-                    x, zero, c.text, self.states[b], c.text_mask, c.camera, c.plucker
+                    x, timestep, c.text, self.states[b], c.text_mask, c.camera, c.plucker
                 )
         else:
             self.history.append(x)
+            self.history_timesteps.append(timestep)
         self.frames_done += x.shape[2]
 
     def state(self) -> tuple[StreamState, ...]:

@@ -60,8 +60,8 @@ def test_states_are_points_of_the_teacher_sampler(setup):
     for j, size in enumerate(CHUNKS):
         for k, keep in enumerate(KEEP[1:-1], start=1):
             session = ChunkSession(model, [guidance.unconditional(cond), cond], guidance, 1, streaming=False)
-            session.history = [full[:, :, :start]] if start else []
-            session.frames_done = start
+            if start:
+                session.commit(full[:, :, :start])
             x = noise[:, :, start : start + size].clone()
             if start == 0:
                 x[:, :, :1] = first
