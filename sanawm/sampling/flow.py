@@ -223,7 +223,7 @@ def sample_chunked(
         chunk_renoise = None if renoise is None else (lambda step, i=index: renoise(i, step))
         x = session.denoise(x, schedule, clean_first, chunk_renoise)
         with_noise = context_noise is not None and session.context_sigma > 0
-        session.commit(x, context_noise(index) if with_noise else None)
+        session.commit(x, context_noise(index) if with_noise else None, clean_first)
         out.append(x)
         if on_chunk is not None:
             on_chunk(index, x)
@@ -312,26 +312,32 @@ class ChunkSession:
             x = self.step(x, sigmas, i, clean_first, few_step, renoise)
         return x
 
-    def context(self, x: torch.Tensor, noise: torch.Tensor | None = None):
+    def context(self, x: torch.Tensor, noise: torch.Tensor | None = None, clean_first: bool | None = None):
         """(latents, timesteps (B, T)) a finished chunk x (B, C, T, H, W) is recorded with: x at
         timestep 0 when σ_c = 0; else (1 - σ_c) x + σ_c ε at 1000 σ_c, ε = `noise` (shaped like x;
-        fresh from the global RNG when None), except frame 0 of the first chunk (the image): clean, at 0."""
+        fresh from the global RNG when None), except frame 0 when it is the clean image (`clean_first`;
+        None: when x is this session's first chunk), which stays clean at timestep 0."""
         timestep = torch.full((x.shape[0], x.shape[2]), self.context_sigma * 1000.0, device=x.device)
         if self.context_sigma == 0.0:
             return x, timestep
         sigma = self.context_sigma
         eps = torch.randn_like(x, dtype=torch.float32) if noise is None else noise.float()
         noised = ((1 - sigma) * x.float() + sigma * eps).to(x.dtype)
-        if self.frames_done == 0:
+        if clean_first is None:
+            clean_first = self.frames_done == 0
+        if clean_first:
             noised[:, :, :1] = x[:, :, :1]
             timestep[:, 0] = 0.0
         return noised, timestep
 
-    def commit(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> None:
+    def commit(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None, clean_first: bool | None = None
+    ) -> None:
         """Record a finished clean chunk x (B, C, T, H, W) as context for the next ones: one pass per
         branch updates the stream states (streaming), or it joins the history (reference mode). The
-        network sees it as `context(x, noise)` gives: clean at σ = 0, or re-noised to `context_sigma`."""
-        x, timestep = self.context(x, noise)
+        network sees it as `context(x, noise, clean_first)` gives: clean at σ = 0, or re-noised to
+        `context_sigma` (the image frame kept clean)."""
+        x, timestep = self.context(x, noise, clean_first)
         if self.streaming:
             sl = slice(self.frames_done, self.frames_done + x.shape[2])
             for b, cond in enumerate(self.branches):

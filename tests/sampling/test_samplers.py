@@ -106,6 +106,9 @@ def test_context_keeps_the_image_frame_clean(setup):
     assert torch.allclose(session.history[1], 0.9 * x + 0.1 * eps)
     assert session.history_timesteps[0].tolist() == [[0.0, 100.0]]
     assert session.history_timesteps[1].tolist() == [[100.0, 100.0]]
+    later = ChunkSession(model, [cond], Guidance(1.0), 1, streaming=False, context_sigma=0.1)
+    later.commit(x, eps, clean_first=False)  # e.g. a session restarted mid-video: no image frame
+    assert torch.allclose(later.history[0], 0.9 * x + 0.1 * eps)
     clean = ChunkSession(model, [cond], Guidance(1.0), 1, streaming=False)
     clean.commit(x, eps)
     assert clean.history[0] is x and clean.history_timesteps[0].tolist() == [[0.0, 0.0]]
