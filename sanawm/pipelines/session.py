@@ -18,7 +18,8 @@ Memory is constant in the video length: the session keeps one `StreamState` per 
 embeddings and the camera poses (16 numbers a raw frame, kept as the record of the path).
 
 Noise. Chunk noise is drawn chunk by chunk from one explicit `torch.Generator` seeded `seed`, the
-few-step re-noising from a second one seeded `seed + 1` (as `WorldModelPipeline.sample_latents`).
+few-step re-noising from a second one seeded `seed + 1` and, with `config.context_sigma` > 0, the
+context noise of each finished chunk from a third seeded `seed + 3` (as `WorldModelPipeline.sample_latents`).
 `sample_chunked(..., streaming=True)` given the concatenation of those per-chunk draws as its noise
 returns the session's latents; `generate(mode="streaming")` draws the whole clip's noise in one call,
 which lays the random numbers out differently, so its latents differ from a session's (by noise, not by
@@ -132,7 +133,8 @@ class WorldState:
     context: (1, C, n, h, w) the last n <= decode_context clean latent frames (left context for decoding).
     first_latent: (1, C, 1, h, w) the encoded image (latent frame 0).
     text, text_mask, negative_text, negative_mask: the prompt and negative prompt embeddings.
-    noise_rng, renoise_rng: `torch.Generator.get_state()` of the chunk-noise and re-noising generators.
+    noise_rng, renoise_rng: `torch.Generator.get_state()` of the chunk-noise and re-noising generators;
+    context_rng: that of the context-noise one (None in states saved before it existed: seeded afresh).
     c2w: (P, 4, 4) float64 poses of the raw frames generated so far plus the pending ones.
     intrinsics: (4,) (fx, fy, cx, cy) in output pixels; image_size: (H, W) of the output.
     yaw, pitch: radians, where the next key action starts turning from.
@@ -157,6 +159,7 @@ class WorldState:
     pitch: float
     latent_frames_done: int
     decode_context: int = DEFAULT_DECODE_CONTEXT
+    context_rng: torch.Tensor | None = None
 
     @property
     def frames_done(self) -> int:
@@ -255,6 +258,7 @@ class WorldSession:
             self._state,
             noise_rng=self._noise_gen.get_state(),
             renoise_rng=self._renoise_gen.get_state(),
+            context_rng=self._context_gen.get_state(),
         )
 
     def restore(self, state: WorldState) -> None:
@@ -272,6 +276,11 @@ class WorldSession:
         self._noise_gen.set_state(state.noise_rng.cpu())
         self._renoise_gen = torch.Generator(device=device)
         self._renoise_gen.set_state(state.renoise_rng.cpu())
+        self._context_gen = torch.Generator(device=device)
+        if state.context_rng is None:
+            self._context_gen.manual_seed(state.config.seed + 3)
+        else:
+            self._context_gen.set_state(state.context_rng.cpu())
         self._state = state
 
     def fork(self) -> WorldSession:
@@ -364,10 +373,13 @@ class WorldSession:
         def renoise(step):
             return torch.randn(shape, generator=self._renoise_gen, device=device, dtype=dtype)
 
-        chunk = ChunkSession(model, branches, guidance, cfg.kv_window, streaming=True)
+        chunk = ChunkSession(model, branches, guidance, cfg.kv_window, True, cfg.context_sigma)
         chunk.states = list(s.stream_states)
         x = chunk.denoise(x, _schedule(cfg, pipe.scheduler_config), a == 0, renoise)
-        chunk.commit(x)
+        context_noise = None
+        if cfg.context_sigma > 0:
+            context_noise = torch.randn(shape, generator=self._context_gen, device=device, dtype=dtype)
+        chunk.commit(x, context_noise, clean_first=a == 0)
 
         frames, context = self._decode(x, s.context, a == 0, s.decode_context)
         self._state = replace(s, stream_states=chunk.state(), context=context, latent_frames_done=e)
@@ -413,6 +425,7 @@ def initial_state(
     )
     noise = torch.Generator(device=device).manual_seed(cfg.seed)
     renoise = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    context = torch.Generator(device=device).manual_seed(cfg.seed + 3)
     return WorldState(
         config=cfg,
         speeds=get_speeds(speeds),
@@ -425,6 +438,7 @@ def initial_state(
         negative_mask=None if neg_mask is None else neg_mask.to(device),
         noise_rng=noise.get_state(),
         renoise_rng=renoise.get_state(),
+        context_rng=context.get_state(),
         c2w=_readonly(np.eye(4)[None]),
         intrinsics=_readonly(np.asarray(intrinsics, dtype=np.float64).reshape(4)),
         image_size=(cfg.height, cfg.width),

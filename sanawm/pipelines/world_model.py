@@ -23,6 +23,7 @@ from ..sampling import (
     EulerSchedule,
     FewStepSchedule,
     Guidance,
+    check_context_sigma,
     chunk_layout,
     sample_bidirectional,
     sample_chunked,
@@ -43,7 +44,10 @@ EXAMPLE_ACTIONS = "w-160,j-150,w-160,j-150,wl-170,-10,s-160"
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """How to generate. `num_frames` wins over `seconds`; either is snapped down to 8k+1 frames."""
+    """How to generate. `num_frames` wins over `seconds`; either is snapped down to 8k+1 frames.
+    `context_sigma` (chunk-wise modes): the σ in [0, 1) each finished chunk is re-noised to before the
+    network reads it as context (`sanawm.sampling.ChunkSession.commit`), 0 = clean; the noise comes from
+    a generator seeded `seed + 3`, drawn chunk by chunk."""
 
     seconds: float | None = 10.0
     num_frames: int | None = None
@@ -61,6 +65,7 @@ class GenerationConfig:
     chunk: int = 3
     first_chunk: int = 4
     kv_window: int | None = 2
+    context_sigma: float = 0.0
     fov_deg: float = 60.0  # horizontal field of view used when no intrinsics are given
     decode_tile_latent_frames: int | None = 16
 
@@ -69,6 +74,7 @@ class GenerationConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.num_frames is None and self.seconds is None:
             raise ValueError("give seconds or num_frames")
+        check_context_sigma(self.context_sigma)
 
     def frames_wanted(self) -> int:
         n = self.num_frames if self.num_frames is not None else int(round(self.seconds * self.fps)) + 1
@@ -364,8 +370,8 @@ class WorldModelPipeline:
         """Stage-1 latents (B, C, T, h, w) of a batch from encoded inputs: first latent frames
         (B, C, 1, h, w),
         camera (B, T, 20) / plucker (B, 48, T, h, w) or None, text (B, L, D) with mask (B, L), and one seed
-        per clip. Clip b is exactly what `sample_latents` gives with `cfg.seed = seeds[b]` (its noise and
-        re-noising come from its own seeded generators)."""
+        per clip. Clip b is exactly what `sample_latents` gives with `cfg.seed = seeds[b]` (its noise,
+        re-noising and context noise come from its own generators, seeded seed, seed + 1 and seed + 3)."""
         device, dtype = self.device, next(self.transformer.parameters()).dtype
         B, T = first.shape[0], num_latent_frames
         if len(seeds) != B:
@@ -402,23 +408,20 @@ class WorldModelPipeline:
             if progress is not None:
                 progress(i + 1, len(chunks))
 
-        renoise_gens = [torch.Generator(device=device).manual_seed(s + 1) for s in seeds]
+        def chunk_noise(offset: int):
+            """chunk index -> (B, C, size, h, w) noise, clip b's from a generator seeded seeds[b] + offset."""
+            gens = [torch.Generator(device=device).manual_seed(s + offset) for s in seeds]
+
+            def draw(i: int) -> torch.Tensor:
+                size = (1, first.shape[1], chunks[i], *first.shape[-2:])
+                return torch.cat([torch.randn(size, generator=g, device=device, dtype=dtype) for g in gens])
+
+            return draw
+
+        next_renoise, context_noise = chunk_noise(1), chunk_noise(3)
 
         def renoise(i, step):
-            return torch.cat(
-                [
-                    torch.randn(
-                        1,
-                        first.shape[1],
-                        chunks[i],
-                        *first.shape[-2:],
-                        generator=g,
-                        device=device,
-                        dtype=dtype,
-                    )
-                    for g in renoise_gens
-                ]
-            )
+            return next_renoise(i)
 
         return sample_chunked(
             self.transformer,
@@ -434,6 +437,8 @@ class WorldModelPipeline:
             streaming=cfg.mode == "streaming",
             renoise=renoise,
             on_chunk=on_chunk,
+            context_sigma=cfg.context_sigma,
+            context_noise=context_noise,
         )
 
 

@@ -1,5 +1,7 @@
 """WorldSession: stepping, save / restore / fork, file round trip, parity with sample_chunked."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,25 @@ def test_restore_and_file_round_trip_and_constant_memory(pipe, tmp_path):
     assert nbytes(session.save()) == before  # KV window full and latent context bounded
 
 
+def test_context_noise_generator_is_part_of_the_state(pipe, tmp_path):
+    cfg = GenerationConfig(**{**CFG.__dict__, "context_sigma": 0.05})
+    session = _session(pipe, cfg)
+    session.step(actions="w-12")
+    saved = session.save()
+    save_state(saved, tmp_path / "world.pt")
+    after = session.step(actions="w-12,j-8")
+    assert np.abs(after.astype(int) - _session(pipe).step(actions="w-24,j-8")[9:].astype(int)).max() > 0
+    session.restore(load_state(tmp_path / "world.pt"))
+    assert np.array_equal(session.step(actions="w-12,j-8"), after)
+    # states saved before context noise existed have no context_rng: restored, the default generates
+    legacy = _session(pipe)
+    legacy.step(actions="w-12")
+    old = replace(legacy.save(), context_rng=None)
+    expected = legacy.step(actions="w-12")
+    legacy.restore(old)
+    assert np.array_equal(legacy.step(actions="w-12"), expected)
+
+
 def test_forks_share_the_past_and_diverge(pipe):
     session = _session(pipe)
     past = session.step(actions="w-16")
@@ -87,10 +108,12 @@ def test_forks_share_the_past_and_diverge(pipe):
     assert session.frames_done == 17 and left.frames_done == 33  # forks do not advance their parent
 
 
-@pytest.mark.parametrize("timesteps", [None, (1000.0, 500.0, 0.0)])
-def test_latents_equal_sample_chunked(pipe, timesteps):
+@pytest.mark.parametrize(
+    "timesteps, context_sigma", [(None, 0.0), ((1000.0, 500.0, 0.0), 0.0), ((1000.0, 500.0, 0.0), 0.05)]
+)
+def test_latents_equal_sample_chunked(pipe, timesteps, context_sigma):
     """Same path, seed and per-chunk noise draws -> the latents of `sample_chunked(streaming=True)`."""
-    cfg = GenerationConfig(**{**CFG.__dict__, "timesteps": timesteps})
+    cfg = GenerationConfig(**{**CFG.__dict__, "timesteps": timesteps, "context_sigma": context_sigma})
     session = _session(pipe, cfg, decode_context=16)  # context then holds every latent frame
     session.step(actions="w-16,l-16")
     state = session.save()
@@ -100,9 +123,13 @@ def test_latents_equal_sample_chunked(pipe, timesteps):
     shape = state.first_latent.shape
     noise = torch.cat([torch.randn(*shape[:2], n, *shape[3:], generator=g) for n in chunks], 2)
     renoise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    context_gen = torch.Generator().manual_seed(cfg.seed + 3)
 
     def renoise(i, step):
         return torch.randn(*shape[:2], chunks[i], *shape[3:], generator=renoise_gen)
+
+    def context_noise(i):
+        return torch.randn(*shape[:2], chunks[i], *shape[3:], generator=context_gen)
 
     camera, plucker = latent_camera_inputs(state.c2w, state.intrinsics, state.image_size).batched()
     cond = Conditions(state.text, state.text_mask, camera, plucker)
@@ -120,6 +147,8 @@ def test_latents_equal_sample_chunked(pipe, timesteps):
         kv_window=cfg.kv_window,
         streaming=True,
         renoise=renoise,
+        context_sigma=context_sigma,
+        context_noise=context_noise,
     )
     assert got.shape == expected.shape
     assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-4

@@ -1,5 +1,8 @@
 """WorldModelPipeline: loads a diffusers SANA-WM folder and reproduces SanaWMPipeline's latents."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +89,45 @@ def test_streaming_generation_equals_chunk_causal(reference_pipeline_folder):
         latents[mode] = pipe.sample_latents(pixels, path, "stairs", cfg)
     a, b = latents["streaming"], latents["chunk-causal"]
     assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-4
+
+
+def test_context_sigma_streaming_equals_chunk_causal_and_keeps_the_image(reference_pipeline_folder):
+    pipe = WorldModelPipeline.from_pretrained(reference_pipeline_folder)
+    image, traj = _image(), actions_to_trajectory("w-16,l-16", fps=16)
+
+    def latents(mode, context_sigma, seed=3):
+        cfg = GenerationConfig(
+            num_frames=33, height=64, width=64, steps=2, guidance=2.0, mode=mode, chunk=1, first_chunk=2,
+            seed=seed, context_sigma=context_sigma,
+        )  # fmt: skip
+        path = pipe.camera_path(cfg, trajectory=traj, image_size=(80, 100))
+        pixels, path = pipe.prepare_image(image, path, cfg)
+        first = pipe.vae.encode(pixels[:, :, None])
+        return pipe.sample_latents(pixels, path, "stairs", cfg), first
+
+    clean, _ = latents("streaming", 0.0)
+    a, first = latents("streaming", 0.05)
+    b, _ = latents("chunk-causal", 0.05)
+    assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-5
+    assert torch.equal(a, latents("streaming", 0.05)[0])  # deterministic given the seed
+    assert not torch.allclose(a, clean) and not torch.allclose(a, latents("streaming", 0.05, seed=4)[0])
+    assert torch.equal(a[:, :, :1], first) and torch.equal(clean[:, :, :2], a[:, :, :2])
+
+
+def test_generation_json_context_sigma(reference_pipeline_folder, tmp_path):
+    assert (
+        WorldModelPipeline.from_pretrained(reference_pipeline_folder).generation_config().context_sigma == 0
+    )
+    folder = tmp_path / "model"
+    shutil.copytree(reference_pipeline_folder, folder)
+    (folder / "generation.json").write_text(json.dumps({"mode": "streaming", "context_sigma": 0.05}))
+    pipe = WorldModelPipeline.from_pretrained(folder)
+    assert pipe.generation_config().context_sigma == 0.05
+    assert pipe.generation_config(context_sigma=0.0).context_sigma == 0.0
+    assert pipe.generation_config(context_sigma=None).context_sigma == 0.05  # unset options keep it
+    (folder / "generation.json").write_text(json.dumps({"context_sigma": 1.0}))
+    with pytest.raises(ValueError, match=r"context_sigma must be in \[0, 1\)"):
+        WorldModelPipeline.from_pretrained(folder).generation_config()
 
 
 def test_clear_errors(reference_pipeline_folder, tmp_path):
