@@ -41,6 +41,12 @@ def add_parser(sub) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument(
+        "--context-sigma",
+        type=float,
+        help="chunk-wise modes: re-noise each finished chunk to this σ in [0, 1) before the network reads "
+        "it as context, against drift (0: clean; training covers σ <= 0.1, so try 0.02-0.1)",
+    )
+    p.add_argument(
         "--teacher",
         action="store_true",
         help="use the multi-step model even when the pipeline folder has a distilled student/ (else used)",
@@ -73,6 +79,7 @@ def run(args) -> dict:
     from ..data import write_video
     from ..pipelines import WorldModelPipeline
     from ..pipelines.world_model import DEFAULT_MODEL, EXAMPLE_ACTIONS, EXAMPLE_IMAGE
+    from ..sampling import check_context_sigma
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
@@ -80,6 +87,8 @@ def run(args) -> dict:
     image = args.image if args.image is not None else EXAMPLE_IMAGE
     if not Path(image).is_file():  # before loading the model
         raise ValueError(f"--image {image} does not exist; pass a PNG/JPEG first frame (or leave it out)")
+    if args.context_sigma is not None:  # before loading the model
+        check_context_sigma(args.context_sigma)
     actions = args.actions
     if actions is None and args.trajectory is None:
         actions = EXAMPLE_ACTIONS
@@ -115,6 +124,7 @@ def run(args) -> dict:
         guidance=args.guidance,
         seed=args.seed,
         fov_deg=args.fov,
+        context_sigma=args.context_sigma,
     )
     bar = _progress(cfg)
     t0 = time.perf_counter()
@@ -149,6 +159,7 @@ def run(args) -> dict:
         "fps": cfg.fps,
         "size": [cfg.height, cfg.width],
         "mode": cfg.mode,
+        "context_sigma": cfg.context_sigma,
         "network": "student" if pipe.is_student else "teacher",
         "refined": refiner is not None,
         "seconds_taken": round(seconds, 2),

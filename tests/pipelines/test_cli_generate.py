@@ -1,6 +1,7 @@
 """`sanawm generate` writes a real mp4, its cameras and a plot; errors leave nothing behind."""
 
 import json
+import shutil
 
 from sanawm.cli.main import main
 from sanawm.data import video_info
@@ -50,6 +51,23 @@ def test_generate_writes_video_cameras_and_plot(reference_pipeline_folder, tmp_p
     cams = json.loads((tmp_path / "clips" / "walk.cameras.json").read_text())
     assert len(cams["frames"]) == 33 and cams["image_size"] == [64, 64]
     assert (tmp_path / "clips" / "walk.trajectory.png").stat().st_size > 1000
+
+
+def test_context_sigma_from_generation_json_and_the_flag(reference_pipeline_folder, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(reference_pipeline_folder, model)
+    (model / "generation.json").write_text(json.dumps({"mode": "streaming", "context_sigma": 0.05}))
+    image = tmp_path / "first.png"
+    _image().save(image)
+    base = ["generate", "--model", str(model), "--image", str(image), "--actions", "w-16", "--seconds", "1"]
+    base += ["--height", "64", "--width", "64", "--steps", "1", "--out", str(tmp_path / "a.mp4")]
+    base += ["--device", "cpu", "--dtype", "fp32"]
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["context_sigma"] == 0.05
+    assert main(base + ["--context-sigma", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["context_sigma"] == 0.0
+    assert main(base + ["--context-sigma", "1"]) == 2
+    assert "--context-sigma 0.05" in capsys.readouterr().err
 
 
 def test_generate_errors_name_the_fix(tmp_path, capsys):
