@@ -2,6 +2,7 @@
 
 sanawm eval worlds --model DIR --scenes 20 --seconds 10 --size 256 --out report.json
                    [--kinds walk,revisit] [--steps 60] [--guidance 5] [--mode streaming]
+                   [--context-sigma 0.05]
                    [--seed-offset 1000000] [--device cuda] [--dtype bf16]
 """
 
@@ -44,6 +45,11 @@ def add_parser(sub) -> None:
     w.add_argument("--guidance", type=float, help="classifier-free guidance (default: the model's, else 5)")
     w.add_argument("--mode", choices=MODES, default="streaming", help="sampler (default streaming)")
     w.add_argument(
+        "--context-sigma",
+        type=float,
+        help="re-noise finished chunks to this σ as context (default: the model's generation.json, else 0)",
+    )
+    w.add_argument(
         "--no-ablation",
         action="store_true",
         help="skip the camera-removed baseline (no_camera): half the time, e.g. to compare samplers",
@@ -81,6 +87,7 @@ def add_parser(sub) -> None:
 def run_worlds(args) -> int:
     from ..eval.worlds import evaluate_worlds
     from ..pipelines import WorldModelPipeline
+    from ..sampling import check_context_sigma
 
     if args.scenes < 1:
         raise ValueError(f"--scenes must be at least 1, got {args.scenes}")
@@ -98,6 +105,8 @@ def run_worlds(args) -> int:
         ) from None
     if args.out.suffix.lower() != ".json":
         raise ValueError(f"--out must end in .json, got {args.out.name}")
+    if args.context_sigma is not None:
+        check_context_sigma(args.context_sigma)
     from ..pipelines.world_model import DEFAULT_MODEL
 
     model = args.model if args.model is not None else DEFAULT_MODEL
@@ -121,6 +130,7 @@ def run_worlds(args) -> int:
         guidance=args.guidance,
         mode=args.mode,
         seed=args.seed,
+        context_sigma=args.context_sigma,
         path_seed=args.path_seed,
         progress=lambda msg: print(msg, file=sys.stderr),
         sheets=args.sheets,

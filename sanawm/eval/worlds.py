@@ -55,6 +55,8 @@ DEFAULT_KINDS = ("walk", "revisit")
 DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
 METHODS = ("model", "no_camera", "repeat_first", "refined")  # table order; "refined" only with a refiner
 DRIFT_SECONDS = 10.0
+# Settings added to the report later, with the value every report written before them had.
+LEGACY_SETTINGS = {"context_sigma": 0.0}
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -271,9 +273,13 @@ class WorldsReport:
         that differ (other than the scene seeds) and on a scene that appears twice."""
         if not reports:
             raise ValueError("nothing to merge: pass at least one report")
-        base = {k: v for k, v in reports[0].settings.items() if k != "scene_seeds"}
+
+        def settings(r: WorldsReport) -> dict:  # reports from before a setting existed had its default
+            return {k: v for k, v in {**LEGACY_SETTINGS, **r.settings}.items() if k != "scene_seeds"}
+
+        base = settings(reports[0])
         for r in reports[1:]:
-            other = {k: v for k, v in r.settings.items() if k != "scene_seeds"}
+            other = settings(r)
             diff = sorted(k for k in base.keys() | other.keys() if base.get(k) != other.get(k))
             if diff:
                 raise ValueError(
@@ -285,7 +291,7 @@ class WorldsReport:
         dup = sorted({x for x in seeds if seeds.count(x) > 1})
         if dup:
             raise ValueError(f"scene seed(s) {dup} appear in more than one report; merge disjoint runs")
-        return cls({**reports[0].settings, "scene_seeds": seeds}, scenes)
+        return cls({**LEGACY_SETTINGS, **reports[0].settings, "scene_seeds": seeds}, scenes)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
@@ -368,6 +374,7 @@ def evaluate_worlds(
     mode: str = "streaming",
     seed: int = 0,
     *,
+    context_sigma: float | None = None,
     path_seed: int = 1,
     fov_deg: float = 60.0,
     prompt: str | None = None,
@@ -383,9 +390,9 @@ def evaluate_worlds(
         seconds: clip length, snapped down to 8k + 1 frames at `fps` (1 s at 16 fps -> 17 frames).
         size: N or (H, W) of the renders and the generated frames.
         kinds: path kinds, cycled over the scenes; horizons: seconds (those past the clip are skipped).
-        steps, guidance, mode, seed: generation settings; None keeps the model's own (its
-            generation.json: steps or a student's timesteps, shift, guidance, chunking), as
-            `sanawm generate` would use them.
+        steps, guidance, mode, seed, context_sigma: generation settings; None keeps the model's own
+            (its generation.json: steps or a student's timesteps, shift, guidance, chunking, context
+            noise), as `sanawm generate` would use them.
         path_seed: the path seed (training clips use 0). prompt: None = the scene's caption.
         progress: optional callable(message: str), called once per scene.
         sheets: a folder for one comparison sheet per scene (`comparison_sheet`: truth, model and
@@ -403,7 +410,7 @@ def evaluate_worlds(
         raise ValueError("no path kinds given; pass e.g. ('walk', 'revisit')")
     cfg = pipe.generation_config(
         seconds=seconds, fps=fps, height=h, width=w, mode=mode, seed=seed, fov_deg=fov_deg,
-        steps=steps, guidance=guidance,
+        steps=steps, guidance=guidance, context_sigma=context_sigma,
     )  # fmt: skip
     if steps is not None:  # an explicit step count replaces a student's few-step list
         cfg = replace(cfg, timesteps=None)
@@ -479,6 +486,7 @@ def evaluate_worlds(
         "guidance": cfg.guidance,
         "network": "student" if getattr(pipe, "is_student", False) else "teacher",
         "mode": mode,
+        "context_sigma": cfg.context_sigma,
         "seed": seed,
         "path_seed": path_seed,
         "fov_deg": fov_deg,

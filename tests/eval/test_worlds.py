@@ -142,6 +142,7 @@ def test_cli_writes_json_and_prints_table(pipe, tmp_path, capsys):
     argv = ["eval", "worlds", "--model", str(folder), "--scenes", "1", "--seconds", "1", "--size", "64"]
     argv += ["--steps", "1", "--guidance", "1", "--kinds", "revisit", "--out", str(out)]
     argv += ["--sheets", str(tmp_path / "sheets"), "--plot", str(tmp_path / "psnr.png")]
+    argv += ["--context-sigma", "0.05"]
     assert main(argv) == 0
     sheet = Image.open(tmp_path / "sheets" / "scene_1000000.png")
     assert sheet.height > 3 * 64 and sheet.width > 8 * 64  # 3 rows (truth, model, no camera) x 8 times
@@ -150,6 +151,7 @@ def test_cli_writes_json_and_prints_table(pipe, tmp_path, capsys):
     assert "| model |" in printed and "Revisit consistency" in printed
     data = json.loads(out.read_text())
     assert data["settings"]["scene_seeds"] == [1_000_000]
+    assert data["settings"]["context_sigma"] == 0.05
     assert data["scenes"][0]["path_kind"] == "revisit"
 
 
@@ -167,22 +169,27 @@ def test_cli_rejects_unknown_kind(pipe, tmp_path, capsys):
     ]
     assert main(argv) == 2
     assert "choose from" in capsys.readouterr().err
+    argv[5] = "walk"
+    assert main([*argv, "--context-sigma", "1"]) == 2
+    assert "context_sigma must be in [0, 1)" in capsys.readouterr().err
 
 
 def test_evaluation_samples_as_generate_does(pipe):
-    """Settings left out come from the model's generation.json (shift, steps, guidance), as in
-    `sanawm generate`; explicit steps replace a student's few-step list."""
+    """Settings left out come from the model's generation.json (shift, steps, guidance, context_sigma),
+    as in `sanawm generate`; explicit steps replace a student's few-step list."""
     _, p = pipe
     saved = dict(p.generation_defaults)
     try:
-        p.generation_defaults.update(shift=3.0, steps=2, guidance=1.0, timesteps=[1000, 500, 0])
+        p.generation_defaults.update(
+            shift=3.0, steps=2, guidance=1.0, timesteps=[1000, 500, 0], context_sigma=0.05
+        )
         report = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",))
         s = report.to_json()["settings"]
         assert (s["shift"], s["guidance"], s["timesteps"], s["steps"]) == (3.0, 1.0, [1000, 500, 0], None)
-        s = evaluate_worlds(p, [1_000_000], seconds=0.5, size=64, kinds=("walk",), steps=1).to_json()[
-            "settings"
-        ]
-        assert (s["steps"], s["timesteps"], s["shift"]) == (1, None, 3.0)
+        assert s["context_sigma"] == 0.05
+        kw = dict(seconds=0.5, size=64, kinds=("walk",), steps=1, context_sigma=0.0)
+        s = evaluate_worlds(p, [1_000_000], **kw).to_json()["settings"]
+        assert (s["steps"], s["timesteps"], s["shift"], s["context_sigma"]) == (1, None, 3.0, 0.0)
     finally:
         p.generation_defaults.clear()
         p.generation_defaults.update(saved)
@@ -261,3 +268,17 @@ def test_merge_of_split_runs_equals_one_run(pipe, tmp_path, capsys):
     assert main(merge) == 2
     assert "different settings (steps)" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+    # context noise is a setting; reports from before it existed had clean context (0)
+    assert whole.settings["context_sigma"] == 0.0
+    second = json.loads((tmp_path / "part1.json").read_text())
+    for name, value in (("noised", 0.05), ("legacy", None)):
+        settings = {k: v for k, v in second["settings"].items() if k != "context_sigma"}
+        if value is not None:
+            settings["context_sigma"] = value
+        (tmp_path / f"{name}.json").write_text(json.dumps({**second, "settings": settings}))
+    merge = ["eval", "merge", paths[0], str(tmp_path / "noised.json"), "--out", str(tmp_path / "z.json")]
+    assert main(merge) == 2
+    assert "different settings (context_sigma)" in capsys.readouterr().err
+    merge = ["eval", "merge", paths[0], str(tmp_path / "legacy.json"), "--out", str(tmp_path / "z.json")]
+    assert main(merge) == 0
+    assert json.loads((tmp_path / "z.json").read_text())["settings"]["context_sigma"] == 0.0
