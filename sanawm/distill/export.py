@@ -9,7 +9,8 @@ text_encoder/ …) unchanged, plus
 
     student/transformer/     config.json + diffusion_pytorch_model.safetensors (the student, `dtype`)
     student/generation.json  the teacher's generation defaults with the student's sampler: streaming,
-                             timesteps (1000, 960, 889, 727, 0), guidance 1, and the chunk layout
+                             timesteps (1000, 960, 889, 727, 0), guidance 1, the chunk layout and
+                             clean context (context_sigma 0, as its self-forcing rollouts had it)
 
 With `int8=True` (`--int8`) every transformer of the written folder is stored in int8
 (`sanawm.model.int8`): the student's, and the teacher's copy unless it is int8 already.
@@ -79,6 +80,7 @@ def export_student(
         "chunk": cfg.stream.chunk,
         "first_chunk": cfg.stream.first_chunk,
         "kv_window": cfg.stream.kv_window,
+        "context_sigma": 0.0,  # the rollouts it was trained on commit clean context
         "_source": {"run": str(ckpt), "weights": weights, "teacher": cfg.teacher.path},
     }
     generation.setdefault("height", cfg.data.size[0])

@@ -6,7 +6,8 @@ Per chunk j (Self-Forcing, Huang et al. 2025): the student runs its few-step sch
 s_j (steps before it without gradients), and its x₀ prediction at s_j is the chunk's output; that
 output, detached, is committed to the stream state as clean context (one σ = 0 pass, no gradients).
 Gradients flow only through the exit step's network call. With every s_j = the last step this is
-exactly the few-step sampler: `sample_chunked(..., schedule=FewStepSchedule(...), streaming=True)`.
+exactly the few-step sampler: `sample_chunked(..., schedule=FewStepSchedule(...), streaming=True)` with
+its default clean context (`context_sigma=0`, what `distill export` writes into the student's defaults).
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ def test_ode_then_dmd_then_export_gives_a_student_that_generates(runs, teacher_p
     cfg = student.generation_config(seconds=2)
     assert student.is_student and cfg.timesteps == (1000.0, 960.0, 889.0, 727.0, 0.0)
     assert (cfg.guidance, cfg.mode, cfg.steps, cfg.first_chunk) == (1.0, "streaming", 4, 2)
+    written = json.loads((out / "student" / "generation.json").read_text())
+    assert written["context_sigma"] == cfg.context_sigma == 0.0  # clean context, as in its rollouts
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     result = student.generate(image, actions="w-40", config=cfg)
     assert result.frames.shape == (33, 64, 64, 3) and np.isfinite(result.latents.numpy()).all()
