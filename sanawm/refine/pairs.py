@@ -1,9 +1,10 @@
 """Training pairs for the small refiner: stage-1 rollouts of the pipeline next to the ground truth.
 
 For clip k of a latent cache (`sanawm cache-latents`: GT latents, camera and Plücker inputs, text), the
-pipeline's own streaming sampler and defaults (its generation.json; the distilled student when the
-folder has one, unless `teacher=True`) roll out stage 1 from the GT first latent frame along the clip's
-cameras, with seed `derive_seed(seed, k, 21)`. A shard (`shard_00000.safetensors`, ...) holds per clip
+pipeline's own streaming sampler and defaults (its generation.json, context noise included; the
+distilled student when the folder has one, unless `teacher=True`) roll out stage 1 from the GT first
+latent frame along the clip's cameras, with seed `derive_seed(seed, k, 21)`. A shard
+(`shard_00000.safetensors`, ...) holds per clip
 
     {k}.stage1 (C, T, h, w)   {k}.latents (C, T, h, w) (GT)   {k}.camera (T, 20)   {k}.plucker (48, T, h, w)
     {k}.text (L, D)           {k}.text_mask (L,)
@@ -68,6 +69,8 @@ def build_pairs(
             "first_chunk": cfg.first_chunk,
             "kv_window": cfg.kv_window,
             "student": pipe.is_student,
+            # only when set, so folders built before context noise existed still resume
+            **({"context_sigma": cfg.context_sigma} if cfg.context_sigma else {}),
         },
     }
     check_resume(
