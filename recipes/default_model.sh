@@ -15,7 +15,8 @@
 #
 # Time boxes and batch sizes of the full run can be changed from the environment (defaults in brackets):
 # VAE_MINUTES [5.5], VAE_STEPS [1400] (the cosine schedule's length), P1_MINUTES [7], P2_MINUTES [7],
-# P1_BATCH [16], P2_BATCH [8], WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE
+# P1_BATCH [16], P2_BATCH [8], A_SCENES [800] / B_SCENES [300] (phase-1 10 s / phase-2 20 s clips),
+# LR [4e-4] (phase 1; phase 2 takes half), WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE
 # preset; the world model's latent channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
 # VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
 # The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*).
@@ -53,7 +54,7 @@ else
     SIZE=256; WORKERS=${WORKERS:-12}
     VAE_SCENES=${VAE_SCENES:-160}; VAE_SECONDS=3; HELD_SCENES=16
     VAE_PRESET=${VAE_PRESET:-medium}
-    A_SCENES=800; A_SECONDS=10; A_FRAMES=161; B_SCENES=300; B_SECONDS=20; B_FRAMES=321
+    A_SCENES=${A_SCENES:-800}; A_SECONDS=10; A_FRAMES=161; B_SCENES=${B_SCENES:-300}; B_SECONDS=20; B_FRAMES=321
     VAE_LR=5e-4; [[ -n $FROM ]] && VAE_LR=2e-4
     VAE_ARGS=(--preset "$VAE_PRESET" --steps "${VAE_STEPS:-1400}" --batch-size 8 --lr "$VAE_LR" --warmup-steps 100
               --schedule cosine --time-limit-minutes "${VAE_MINUTES:-5.5}" --workers 4 --log-every 25
@@ -135,7 +136,7 @@ if [[ ! -f $WORK/phase1.done ]]; then
     resume=(); [[ -n $FROM ]] && resume=(--model.init_from="$FROM/transformer")
     [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
-        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="${P1_BATCH:-16}" \
+        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="${P1_BATCH:-16}" --optim.lr="${LR:-4e-4}" \
         --run.out_dir="$WORK/phase1" \
         --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"
     touch "$WORK/phase1.done"
@@ -147,7 +148,7 @@ if [[ ! -f $WORK/phase2.done ]]; then
     resume=(--model.init_from="$WORK/phase1" --model.init_weights=ema)
     [[ -d $WORK/phase2/checkpoints ]] && resume=(--resume)
     "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
-        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="${P2_BATCH:-8}" --optim.lr=2e-4 \
+        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="${P2_BATCH:-8}" --optim.lr="$(python3 -c "print(${LR:-4e-4} / 2)")" \
         --optim.warmup_steps=50 --run.out_dir="$WORK/phase2" --run.time_limit_minutes="$P2_LIMIT" \
         "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
     touch "$WORK/phase2.done"

@@ -183,6 +183,10 @@ class RunSection:
         Triton kernels, half the activation memory of a 60 s GDN layer at about half its speed; 'auto'
         and 'pytorch' train on the PyTorch scan (the fastest measured). null leaves the choice to the
         environment variable SANAWM_GDN_KERNEL, else 'auto'. Checkpoints do not depend on it.
+    compile: put every transformer block under `torch.compile` (`SanaWMTransformer.compile_blocks`) for
+        training: the first steps compile (each block kind, forward and backward); small networks, whose
+        steps are bound by kernel launches, gain the most. Weights, state-dict keys and checkpoints are
+        the same as without it.
     """
 
     steps: int = 100
@@ -199,6 +203,7 @@ class RunSection:
     context_parallel: int = 1
     time_limit_minutes: float | None = None
     gdn_kernel: Literal["auto", "pytorch", "rows", "memory"] | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:

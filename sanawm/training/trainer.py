@@ -72,6 +72,8 @@ class Trainer:
         if cfg.run.activation_checkpointing:
             checkpoint_blocks(model)
         self.model = shard_model(model.to(env.device), env)
+        if cfg.run.compile:
+            self.model.compile_blocks()
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = LambdaLR(
             self.optimizer, functools.partial(lr_factor, optim=cfg.optim, steps=cfg.run.steps)
