@@ -23,6 +23,8 @@ from .ops.temporal import conv_with_halo, symmetric_short_conv
 from .ops.ucpe import apply_ucpe, downscale_to_reference_rms
 from .state import AttentionState, KVWindow
 
+_NO_STATE = AttentionState()  # the empty carry, built once (see blocks._NO_STATE)
+
 
 @dataclass(frozen=True)
 class AttentionContext:
@@ -119,7 +121,7 @@ class SelfAttention(nn.Module):
             self.conv_k_cam.reset_parameters()
 
     def forward(self, x: torch.Tensor, ctx: AttentionContext, state: AttentionState | None = None):
-        state = state or AttentionState()
+        state = _NO_STATE if state is None else state
         run = self._gdn if self.kind == "gdn" else self._softmax
         main, cam, new_state = run(x, ctx, state)
         if cam is not None:

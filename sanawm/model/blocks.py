@@ -16,6 +16,10 @@ from .attention import AttentionContext, SelfAttention
 from .ops.temporal import conv_with_halo, temporal_conv3
 from .state import BlockState
 
+# The empty carry, built once: torch.compile (torch 2.11's dynamo) cannot trace the construction of a
+# dataclass with a default_factory inside a compiled block, which `BlockState()` would be there.
+_NO_STATE = BlockState()
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention from video tokens to text tokens; a query with no valid text reads zero."""
@@ -118,7 +122,7 @@ class Block(nn.Module):
         """
         B, N, C = x.shape
         T = ctx.grid[0]
-        state = state or BlockState()
+        state = _NO_STATE if state is None else state
         mod = self.scale_shift_table + t_mod  # (B, T, 6, C)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.unbind(2)
 
