@@ -13,11 +13,14 @@
 # The full run was made on one H100 (see docs/model-card.md); its two world-model phases are time-boxed
 # (run.time_limit_minutes), and the step each reached is logged in WORK/phase*/metrics.jsonl.
 #
+# NPROC [1]: the two world-model phases run under torchrun on NPROC GPUs of this host (FSDP2; with --smoke,
+# NPROC gloo processes on the CPU) and the 10 s evaluation is split over them; the other stages are unchanged.
 # Time boxes and batch sizes of the full run can be changed from the environment (defaults in brackets):
 # VAE_MINUTES [5.5], VAE_STEPS [1400] (the cosine schedule's length), P1_MINUTES [7], P2_MINUTES [7],
-# P1_BATCH [16], P2_BATCH [8], A_SCENES [800] / B_SCENES [300] (phase-1 10 s / phase-2 20 s clips),
-# LR [4e-4] (phase 1; phase 2 takes half), WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE
-# preset; the world model's latent channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
+# P1_BATCH [16], P2_BATCH [8] (global batches, split over the NPROC ranks: multiples of NPROC),
+# A_SCENES [800] / B_SCENES [300] (phase-1 10 s / phase-2 20 s clips), LR [4e-4] (phase 1; phase 2 takes half),
+# WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE preset; the world model's latent
+# channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
 # VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
 # The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*).
 #
@@ -39,6 +42,10 @@ while (( $# )); do
     shift
 done
 SANAWM=(python3 -m sanawm.cli.main)
+NPROC=${NPROC:-1}
+if [[ ! $NPROC =~ ^[1-9][0-9]*$ ]]; then
+    echo "NPROC=$NPROC: give the number of GPUs to train on, e.g. NPROC=8" >&2; exit 2
+fi
 mkdir -p "$WORK"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
@@ -47,8 +54,8 @@ if [[ $MODE == --smoke ]]; then
     VAE_SCENES=3; VAE_SECONDS=1; HELD_SCENES=2
     A_SCENES=3; A_SECONDS=2; A_FRAMES=33; B_SCENES=2; B_SECONDS=3; B_FRAMES=49
     VAE_ARGS=(--preset tiny --steps 3 --batch-size 2 --workers 0 --stats-samples 2 --no-progress)
-    PHASE_ARGS=(--model.preset=sana-wm-micro --data.batch_size=2 --data.workers=0
-                --run.steps=2 --run.log_every=1 --run.progress=false)
+    PHASE_ARGS=(--model.preset=sana-wm-micro --data.workers=0 --run.steps=2 --run.log_every=1 --run.progress=false)
+    P1_BATCH=$(( NPROC > 2 ? NPROC : 2 )); P2_BATCH=$P1_BATCH
     P1_LIMIT=1; P2_LIMIT=1
 else
     SIZE=256; WORKERS=${WORKERS:-12}
@@ -60,12 +67,36 @@ else
               --schedule cosine --time-limit-minutes "${VAE_MINUTES:-5.5}" --workers 4 --log-every 25
               --ckpt-every 500 --no-progress)
     PHASE_ARGS=(--run.progress=false)
+    P1_BATCH=${P1_BATCH:-16}; P2_BATCH=${P2_BATCH:-8}
     P1_LIMIT=${P1_MINUTES:-7}; P2_LIMIT=${P2_MINUTES:-7}
 fi
 if [[ -n $KEEP_VAE && -z $FROM ]]; then echo "--keep-vae needs --continue PIPELINE" >&2; exit 2; fi
 if [[ -n $GIVEN_VAE && -n $FROM ]]; then echo "--vae and --continue exclude each other" >&2; exit 2; fi
 if [[ -n $GIVEN_VAE && ! -f $GIVEN_VAE/config.json ]]; then
     echo "--vae $GIVEN_VAE: no config.json there; pass a SmallVideoVAE folder (e.g. WORK/<preset>/vae)" >&2; exit 2
+fi
+for batch in P1_BATCH P2_BATCH; do
+    if (( ${!batch} % NPROC )); then
+        echo "$batch=${!batch} is the global batch, split over NPROC=$NPROC ranks;" \
+             "set $batch to a multiple of $NPROC" >&2
+        exit 2
+    fi
+done
+# The world-model phases: one process, or torchrun (run as `python3 -m torch.distributed.run`, the interpreter
+# of the other stages) with one rank per GPU; each rank gets its share of the CPU threads.
+TRAIN=("${SANAWM[@]}" train)
+if (( NPROC > 1 )); then
+    if [[ $MODE != --smoke ]]; then
+        GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
+        if (( GPUS < NPROC )); then
+            echo "NPROC=$NPROC but torch sees $GPUS GPU(s) here; lower NPROC (on a CPU, NPROC > 1 is for --smoke)" >&2
+            exit 2
+        fi
+    fi
+    export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+    THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / NPROC ))}; (( THREADS > 0 )) || THREADS=1
+    TRAIN=(env OMP_NUM_THREADS="$THREADS" python3 -m torch.distributed.run --standalone --nproc-per-node "$NPROC"
+           -m sanawm.cli.main train)
 fi
 LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 ))
 
@@ -79,6 +110,30 @@ cache() {  # cache NAME FRAMES
     [[ -f $WORK/latents-$1/index.json ]] && return
     "${SANAWM[@]}" cache-latents "$WORK/$1" --vae "$WORK/vae/vae" --frames "$2" --size "$SIZE,$SIZE" \
         --windows-per-clip 1 --workers 8 --batch-size 8 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+}
+
+eval10() {  # the 20 held-out 10 s scenes: one process, or one per GPU (NPROC) over seed ranges, merged
+    local args=(--model "$WORK/pipeline" --seconds 10 --horizons 1,5,10 --dtype fp32) parts=$WORK/eval10-parts
+    if (( NPROC == 1 )); then
+        "${SANAWM[@]}" eval worlds "${args[@]}" --scenes 20 --out "$WORK/eval10.json" --plot "$WORK/eval10.png" \
+            > "$WORK/eval10.log" 2>&1
+        return
+    fi
+    # A scene's path kind (walk, revisit, walk, ...) follows its place in its run: each part takes whole
+    # pairs of scenes from an even offset, so every scene gets the path it gets in one process.
+    local g first end pids=() reports=() failed=0
+    rm -rf "$parts"; mkdir -p "$parts"
+    for (( g = 0; g < NPROC; g++ )); do
+        first=$(( 2 * (10 * g / NPROC) )); end=$(( 2 * (10 * (g + 1) / NPROC) ))
+        (( end > first )) || continue
+        "${SANAWM[@]}" eval worlds "${args[@]}" --device "cuda:$g" --seed-offset $(( 1000000 + first )) \
+            --scenes $(( end - first )) --out "$parts/$g.json" > "$parts/$g.log" 2>&1 &
+        pids+=($!); reports+=("$parts/$g.json")
+    done
+    for g in "${pids[@]}"; do wait "$g" || failed=1; done
+    (( ! failed )) || { log "eval worlds failed: see $parts/*.log"; exit 1; }
+    "${SANAWM[@]}" eval merge "${reports[@]}" --out "$WORK/eval10.json" --plot "$WORK/eval10.png" \
+        > "$WORK/eval10.log" 2>&1
 }
 
 wait_for() {  # wait for WORK/NAME.done, which the background job writes; fail if that job died
@@ -135,8 +190,8 @@ log "phase 1: ${LATENT_A} latent frames"
 if [[ ! -f $WORK/phase1.done ]]; then
     resume=(); [[ -n $FROM ]] && resume=(--model.init_from="$FROM/transformer")
     [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
-    "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
-        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="${P1_BATCH:-16}" --optim.lr="${LR:-4e-4}" \
+    "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
+        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="$P1_BATCH" --optim.lr="${LR:-4e-4}" \
         --run.out_dir="$WORK/phase1" \
         --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"
     touch "$WORK/phase1.done"
@@ -147,8 +202,8 @@ wait_for latents-b
 if [[ ! -f $WORK/phase2.done ]]; then
     resume=(--model.init_from="$WORK/phase1" --model.init_weights=ema)
     [[ -d $WORK/phase2/checkpoints ]] && resume=(--resume)
-    "${SANAWM[@]}" train default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
-        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="${P2_BATCH:-8}" --optim.lr="$(python3 -c "print(${LR:-4e-4} / 2)")" \
+    "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
+        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="$P2_BATCH" --optim.lr="$(python3 -c "print(${LR:-4e-4} / 2)")" \
         --optim.warmup_steps=50 --run.out_dir="$WORK/phase2" --run.time_limit_minutes="$P2_LIMIT" \
         "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
     touch "$WORK/phase2.done"
@@ -161,8 +216,7 @@ log "exported: $WORK/pipeline"
 
 if [[ $MODE != --smoke ]]; then  # held-out evaluation on the GPU (fp32, as the CPU evaluations)
     log "eval worlds"
-    [[ -f $WORK/eval10.json ]] || "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --scenes 20 --seconds 10 \
-        --horizons 1,5,10 --dtype fp32 --out "$WORK/eval10.json" --plot "$WORK/eval10.png" > "$WORK/eval10.log" 2>&1
+    if [[ ! -f $WORK/eval10.json ]]; then eval10; fi  # not `||`: set -e would not reach into eval10
     [[ -f $WORK/eval60.json ]] || "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --scenes 2 --seconds 60 \
         --dtype fp32 --out "$WORK/eval60.json" --sheets "$WORK/sheets60" --plot "$WORK/eval60.png" \
         > "$WORK/eval60.log" 2>&1

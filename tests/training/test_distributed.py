@@ -5,12 +5,17 @@ The two ranks are started the way torchrun starts them (RANK, WORLD_SIZE, LOCAL_
 MASTER_PORT in the environment of `python -m sanawm.cli.main train ...`), without torchrun's launcher
 process, which would cost a few more seconds of start-up on a two-core machine."""
 
+import os
+import socket
+
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from sanawm.training.config import load_config
+from sanawm.training.distributed import shutdown
 from sanawm.training.trainer import Trainer
 
 from . import FAST, read_metrics, run_two_ranks_beside
@@ -39,3 +44,43 @@ def test_fsdp2_on_two_gloo_ranks_matches_one_process(tmp_path):
     for k in wa:
         assert wa[k].shape == wb[k].shape
         torch.testing.assert_close(wb[k], wa[k], atol=1e-3, rtol=1e-3)
+
+
+def _time_limit_rank(rank, port, out_dir, limit, results):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    args = [*FAST, "--data.batch_size=2", "--run.steps=3", f"--run.time_limit_minutes={limit}"]
+    trainer = Trainer(load_config("tiny-smoke", [*args, f"--run.out_dir={out_dir}"]))
+    try:
+        results.put((rank, trainer.train()))
+    finally:
+        shutdown(trainer.env)
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+def test_time_limit_stops_every_rank_at_the_same_step(tmp_path):
+    """Rank 0 is out of time at once, rank 1 never would be: both stop before step 1 and save together
+    (a rank that went on training would wait forever for the other's collectives)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    ranks = [
+        ctx.Process(target=_time_limit_rank, args=(rank, port, tmp_path, limit, results))
+        for rank, limit in ((0, 1e-9), (1, 1e6))
+    ]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join(timeout=180)
+    hung = [p for p in ranks if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung, "the ranks did not stop together (deadlock)"
+    assert [p.exitcode for p in ranks] == [0, 0]
+    summaries = dict(results.get() for _ in ranks)
+    for summary in summaries.values():
+        assert summary["stopped_at_time_limit"] and summary["step"] == 0
+    assert (tmp_path / "checkpoints" / "step_00000000").is_dir()
