@@ -19,6 +19,8 @@
 # VAE_MINUTES [5.5], VAE_STEPS [1400] (the cosine schedule's length), P1_MINUTES [7], P2_MINUTES [7],
 # P1_BATCH [16], P2_BATCH [8] (global batches, split over the NPROC ranks: multiples of NPROC),
 # A_SCENES [800] / B_SCENES [300] (phase-1 10 s / phase-2 20 s clips), LR [4e-4] (phase 1; phase 2 takes half),
+# P3_MINUTES [0: no phase 3] / P3_BATCH [8] / C_SCENES [160]: an optional third phase on minute-long clips
+# (121 latent frames, the length `sanawm generate` streams by default; a quarter of LR), from phase 2's EMA,
 # WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE preset; the world model's latent
 # channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
 # VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
@@ -52,22 +54,23 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 if [[ $MODE == --smoke ]]; then
     SIZE=64; WORKERS=2
     VAE_SCENES=3; VAE_SECONDS=1; HELD_SCENES=2
-    A_SCENES=3; A_SECONDS=2; A_FRAMES=33; B_SCENES=2; B_SECONDS=3; B_FRAMES=49
+    A_SCENES=3; A_SECONDS=2; A_FRAMES=33; B_SCENES=2; B_SECONDS=3; B_FRAMES=49; C_SCENES=2; C_SECONDS=4; C_FRAMES=65
     VAE_ARGS=(--preset tiny --steps 3 --batch-size 2 --workers 0 --stats-samples 2 --no-progress)
     PHASE_ARGS=(--model.preset=sana-wm-micro --data.workers=0 --run.steps=2 --run.log_every=1 --run.progress=false)
-    P1_BATCH=$(( NPROC > 2 ? NPROC : 2 )); P2_BATCH=$P1_BATCH
+    P1_BATCH=$(( NPROC > 2 ? NPROC : 2 )); P2_BATCH=$P1_BATCH; P3_BATCH=$P1_BATCH
     P1_LIMIT=1; P2_LIMIT=1
 else
     SIZE=256; WORKERS=${WORKERS:-12}
     VAE_SCENES=${VAE_SCENES:-160}; VAE_SECONDS=3; HELD_SCENES=16
     VAE_PRESET=${VAE_PRESET:-medium}
     A_SCENES=${A_SCENES:-800}; A_SECONDS=10; A_FRAMES=161; B_SCENES=${B_SCENES:-300}; B_SECONDS=20; B_FRAMES=321
+    C_SCENES=${C_SCENES:-160}; C_SECONDS=60; C_FRAMES=961
     VAE_LR=5e-4; [[ -n $FROM ]] && VAE_LR=2e-4
     VAE_ARGS=(--preset "$VAE_PRESET" --steps "${VAE_STEPS:-1400}" --batch-size 8 --lr "$VAE_LR" --warmup-steps 100
               --schedule cosine --time-limit-minutes "${VAE_MINUTES:-5.5}" --workers 4 --log-every 25
               --ckpt-every 500 --no-progress)
     PHASE_ARGS=(--run.progress=false)
-    P1_BATCH=${P1_BATCH:-16}; P2_BATCH=${P2_BATCH:-8}
+    P1_BATCH=${P1_BATCH:-16}; P2_BATCH=${P2_BATCH:-8}; P3_BATCH=${P3_BATCH:-8}
     P1_LIMIT=${P1_MINUTES:-7}; P2_LIMIT=${P2_MINUTES:-7}
 fi
 if [[ -n $KEEP_VAE && -z $FROM ]]; then echo "--keep-vae needs --continue PIPELINE" >&2; exit 2; fi
@@ -75,7 +78,7 @@ if [[ -n $GIVEN_VAE && -n $FROM ]]; then echo "--vae and --continue exclude each
 if [[ -n $GIVEN_VAE && ! -f $GIVEN_VAE/config.json ]]; then
     echo "--vae $GIVEN_VAE: no config.json there; pass a SmallVideoVAE folder (e.g. WORK/<preset>/vae)" >&2; exit 2
 fi
-for batch in P1_BATCH P2_BATCH; do
+for batch in P1_BATCH P2_BATCH P3_BATCH; do
     if (( ${!batch} % NPROC )); then
         echo "$batch=${!batch} is the global batch, split over NPROC=$NPROC ranks;" \
              "set $batch to a multiple of $NPROC" >&2
@@ -98,7 +101,9 @@ if (( NPROC > 1 )); then
     TRAIN=(env OMP_NUM_THREADS="$THREADS" python3 -m torch.distributed.run --standalone --nproc-per-node "$NPROC"
            -m sanawm.cli.main train)
 fi
-LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 ))
+LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 )); LATENT_C=$(( (C_FRAMES - 1) / 8 + 1 ))
+P3_LIMIT=${P3_MINUTES:-0}
+PHASE3=$(python3 -c "print(int(float('$P3_LIMIT') > 0))")  # 1: phase 3 runs
 
 render() {  # render NAME SEED SCENES SECONDS WORKERS
     "${SANAWM[@]}" world render --out "$WORK/$1" --seed "$2" --scenes "$3" --seconds "$4" --size "$SIZE" \
@@ -155,6 +160,11 @@ log "worlds for the VAE"
     while [[ ! -f $WORK/vae/vae/config.json || ! -f $WORK/latents-worlds-a/index.json ]]; do sleep 5; done
     cache worlds-b "$B_FRAMES"
     touch "$WORK/latents-b.done"
+    if (( PHASE3 )); then
+        [[ -f $WORK/worlds-c.done ]] || render worlds-c 8000 "$C_SCENES" "$C_SECONDS" $((WORKERS * 5 / 6))
+        cache worlds-c "$C_FRAMES"
+        touch "$WORK/latents-c.done"
+    fi
 ) >> "$WORK/background.log" 2>&1 &
 BACKGROUND=$!
 trap 'kill $BACKGROUND 2> /dev/null || true' EXIT
@@ -208,10 +218,25 @@ if [[ ! -f $WORK/phase2.done ]]; then
         "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
     touch "$WORK/phase2.done"
 fi
+LAST=phase2
+if (( PHASE3 )); then
+    log "phase 3: ${LATENT_C} latent frames"
+    wait_for latents-c
+    if [[ ! -f $WORK/phase3.done ]]; then
+        resume=(--model.init_from="$WORK/phase2" --model.init_weights=ema)
+        [[ -d $WORK/phase3/checkpoints ]] && resume=(--resume)
+        "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-c" \
+            --data.latent_frames="$LATENT_C" --data.size="$SIZE,$SIZE" --data.batch_size="$P3_BATCH" \
+            --optim.lr="$(python3 -c "print(${LR:-4e-4} / 4)")" --optim.warmup_steps=50 --run.out_dir="$WORK/phase3" \
+            --run.time_limit_minutes="$P3_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase3.json"
+        touch "$WORK/phase3.done"
+    fi
+    LAST=phase3
+fi
 wait "$BACKGROUND"
 
 log "export"
-"${SANAWM[@]}" export "$WORK/phase2" --vae "$WORK/vae/vae" --out "$WORK/pipeline" --overwrite > "$WORK/export.json"
+"${SANAWM[@]}" export "$WORK/$LAST" --vae "$WORK/vae/vae" --out "$WORK/pipeline" --overwrite > "$WORK/export.json"
 log "exported: $WORK/pipeline"
 
 if [[ $MODE != --smoke ]]; then  # held-out evaluation on the GPU (fp32, as the CPU evaluations)

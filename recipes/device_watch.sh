@@ -33,7 +33,7 @@ while (( $(date +%s) - start < LIMIT )); do
 done
 echo "== recipe.log"; cat "$WORK/recipe.log" 2> /dev/null
 echo "== driver.log (tail)"; tail -5 "$WORK/driver.log" 2> /dev/null | cut -c1-400
-for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl ode/metrics.jsonl dmd/metrics.jsonl; do
+for m in vae/metrics.jsonl phase1/metrics.jsonl phase2/metrics.jsonl phase3/metrics.jsonl ode/metrics.jsonl dmd/metrics.jsonl; do
     [[ -f $WORK/$m ]] && { echo "== $m"; sed -n '1p;$p' "$WORK/$m"; wc -l < "$WORK/$m"; }
 done
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
@@ -42,8 +42,8 @@ if [[ -d return ]]; then  # a recipe that gathers what comes back into WORK/retu
     tar cf - return recipe.log | split -b 15M - "$OUT/pack.tar.part-"; ls -la "$OUT"; exit 0
 fi
 items=()
-for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl \
-         phase1/config.yaml phase2/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
+for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl phase3/metrics.jsonl \
+         phase1/config.yaml phase2/config.yaml phase3/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
          eval*.png sheets60 ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4; do
     [[ -e $p ]] && items+=("$p")
 done
@@ -51,12 +51,14 @@ done
 [[ -e pipeline ]] && items=("${items[@]/vae\/vae/}")
 # A distilled pipeline is the teacher's folder (which the caller has) plus student/: bring back the latter.
 [[ -e pipeline/student ]] && items=("${items[@]/#pipeline/pipeline/student}")
-for run in phase1 phase2; do
+for run in phase3 phase2 phase1; do  # before the export: the latest phase's EMA only (fp32, ~55 MB)
     [[ -e pipeline ]] && break
-    ckpt=$(ls -d $run/checkpoints/step_* 2> /dev/null | tail -1)
-    [[ -n $ckpt ]] && for f in ema.safetensors config.yaml model_config.json; do
+    ckpt=$(ls -d $run/checkpoints/step_* 2> /dev/null | sort -V | tail -1)
+    [[ -n $ckpt ]] || continue
+    for f in ema.safetensors config.yaml model_config.json; do
         [[ -f $ckpt/$f ]] && items+=("$ckpt/$f")
     done
+    break
 done
 tar cf - ${items[@]} | split -b 15M - "$OUT/pack.tar.part-"
 ls -la "$OUT"
