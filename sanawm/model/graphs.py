@@ -62,6 +62,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .ops.gdn import gdn_kernel_setting
+from .ops.rope import Rope
 from .state import StreamState
 
 _TENSOR = ("tensor",)
@@ -314,10 +315,17 @@ class GraphedStreamStep:
     # ---- pieces ---------------------------------------------------------------------------------------
 
     def _stream_ropes(self, latents, state):
-        """The call's RoPE angles, reused while the grid and frame offset stay (a chunk's calls)."""
+        """The call's RoPE angles, reused while the grid and frame offset stay (a chunk's calls). For a
+        CUDA network they are built on the host and copied from pinned memory without waiting, so a new
+        chunk does not stall the replays queued before it."""
         key = (tuple(latents.shape[2:]), state.frames_done, latents.device)
         if key != self._ropes_key:
-            self._ropes_key, self._ropes = key, self.model.stream_ropes(latents, state)
+            if latents.device.type == "cuda":
+                host, device = self.model.stream_ropes(latents, state, device="cpu"), latents.device
+                ropes = tuple(Rope(_to_device(r.cos, device), _to_device(r.sin, device)) for r in host)
+            else:
+                ropes = self.model.stream_ropes(latents, state)
+            self._ropes_key, self._ropes = key, ropes
         return self._ropes
 
     def _new_graph(self, tensors, input_layout, carried_layout, num_inputs: int) -> _Graph:
@@ -385,6 +393,12 @@ class GraphedStreamStep:
             latents, timestep, text, state, text_mask, camera, plucker, ropes=self._ropes
         )
         return out, (new_state if keep_state else None)
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on a CUDA device through pinned memory: an asynchronous copy (PyTorch keeps the pinned
+    block until the copy has run)."""
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _own_or_clone(own: dict, t: torch.Tensor) -> torch.Tensor:

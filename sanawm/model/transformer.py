@@ -146,11 +146,12 @@ class SanaWMTransformer(nn.Module):
             latents, timestep, text, text_mask, camera, plucker, None, state.kv_window, state, ropes=ropes
         )
 
-    def stream_ropes(self, latents: torch.Tensor, state: StreamState) -> tuple[Rope, Rope]:
-        """The RoPE angles (main heads (N, D/2), camera half-heads (N, D/4); float32 on `latents`'
-        device) that `stream_step(latents, ..., state)` uses: its frames sit at absolute latent
+    def stream_ropes(self, latents: torch.Tensor, state: StreamState, device=None) -> tuple[Rope, Rope]:
+        """The RoPE angles (main heads (N, D/2), camera half-heads (N, D/4); float32, on `device`, default
+        `latents`' device) that `stream_step(latents, ..., state)` uses: its frames sit at absolute latent
         indices state.frames_done, state.frames_done + 1, ..."""
-        return self._ropes(self._grid(latents), state.frames_done, latents.device)
+        device = latents.device if device is None else device
+        return self._ropes(self._grid(latents), state.frames_done, device)
 
     def init_stream_state(self, kv_window: int | None = 2) -> StreamState:
         return StreamState.initial(len(self.blocks), kv_window)

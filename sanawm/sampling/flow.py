@@ -322,7 +322,10 @@ class ChunkSession:
         return torch.cat([x[:, :, :lo], new.to(x.dtype)], 2)
 
     def denoise(self, x: torch.Tensor, schedule, clean_first: bool, renoise=None) -> torch.Tensor:
-        sigmas = schedule.sigmas().to(x.device)
+        # σ stays on the host (a float32 CPU tensor: the same float32 arithmetic on the GPU, where its
+        # entries enter kernels as scalars): reading a device σ for the timesteps would make every step
+        # wait for the GPU, which with CUDA graphs leaves it idle between replays.
+        sigmas = schedule.sigmas()
         few_step = isinstance(schedule, FewStepSchedule)
         for i in range(len(sigmas) - 1):
             x = self.step(x, sigmas, i, clean_first, few_step, renoise)

@@ -55,12 +55,17 @@ def _setup(dtype):
     return model, noise, first, Conditions(text, None, camera, plucker)
 
 
+def _negative(model, tokens, dtype):
+    """A negative prompt of `tokens` tokens (None: the empty one)."""
+    if tokens is None:
+        return None
+    g = torch.Generator().manual_seed(5)
+    return torch.randn(1, tokens, model.cfg.caption_channels, generator=g).cuda().to(dtype)
+
+
 def _sample(model, noise, first, cond, graphs, guidance, schedule, negative_tokens=None):
-    C, D = model.cfg.in_channels, model.cfg.caption_channels
-    negative = None
-    if negative_tokens is not None:
-        g = torch.Generator().manual_seed(5)
-        negative = torch.randn(1, negative_tokens, D, generator=g).cuda().to(noise.dtype)
+    C = model.cfg.in_channels
+    negative = _negative(model, negative_tokens, noise.dtype)
 
     def renoise(i, step):  # the same re-noising draws in every run
         g = torch.Generator().manual_seed(100 * i + step)
@@ -137,6 +142,31 @@ def test_kept_outputs_survive_later_replays():
         assert _rel(out, e_out) <= FP32_TOLERANCE
         for a, b in zip(_tensors(new), _tensors(e_new), strict=True):
             assert _rel(a, b) <= FP32_TOLERANCE
+
+
+def test_replays_never_wait_for_the_gpu():
+    """Once every shape is captured, a stream only queues work: nothing in the sampler, the wrapper or the
+    network synchronises with the GPU (σ stays on the host, RoPE angles go up from pinned memory, chunk
+    ends are built on the device), so the GPU does not idle between replays. A failure here costs speed,
+    not correctness; its traceback names the call that waited."""
+    model, noise, first, cond = _setup(torch.float32)
+    negative = _negative(model, TEXT_TOKENS, torch.float32)
+    step = GraphedStreamStep(model)
+
+    def sample():  # the Euler schedule: no re-noising draws (the tests' come from the host)
+        schedule, guidance = EulerSchedule(2, 3.0), Guidance(3.0)
+        return sample_chunked(
+            model, noise, first, cond, CHUNKS, schedule, guidance, negative, kv_window=2, cuda_graphs=step
+        )
+
+    expected = sample()  # captures every shape
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = sample()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(got, expected) and step.stats.captured == 5
 
 
 def _tensors(state):
