@@ -19,7 +19,8 @@ How a call runs (the recipe of PyTorch's CUDA-graph notes):
    + 2 from the 4th chunk on, with `kv_window=2`), one more for a shorter last chunk.
 2. Static inputs. Each key owns buffers shaped like its tensors; a call copies its tensors into them.
    A state tensor or angle table that is the very tensor its buffer received last time (same object,
-   not modified in place since) is not copied again: a chunk's denoising calls and its commit share one
+   not modified in place since; inference-mode tensors keep no version counter, so there the state's
+   immutability is trusted) is not copied again: a chunk's denoising calls and its commit share one
    state, and the KV window's sink is the same tensor for the whole stream.
 3. Warm-up, capture, replay. The first `warmup` calls of a key run the network eagerly on the buffers
    on a side stream (torch.compile, Triton and cuDNN do their first-call work here, on the buffers' own
@@ -224,12 +225,12 @@ class GraphStats:
 @dataclass
 class _Graph:
     """One key's static input buffers and the network call on them; its replay and static outputs once
-    captured. `kept[i]`: buffer i holds a state tensor or angle table (immutable by contract), whose copy
-    is skipped when `sources[i]` says it already holds that tensor."""
+    captured. `carried[i]`: buffer i holds a state tensor or angle table (immutable by contract), whose
+    copy is skipped when `sources[i]` says it already holds that tensor."""
 
     buffers: list[torch.Tensor]
     call: Callable[[], tuple]
-    kept: list[bool]
+    carried: list[bool]
     sources: list = field(default_factory=list)  # per buffer: (weakref to its last source, version)
     warm_calls: int = 0
     replay: Callable[[], None] | None = None
@@ -344,14 +345,14 @@ class GraphedStreamStep:
                 latents, timestep, text, template, text_mask, camera, plucker, ropes=ropes
             )
 
-        kept = [False] * num_inputs + [True] * (len(tensors) - num_inputs)
-        return _Graph(buffers, call, kept, sources=[None] * len(tensors))
+        carried = [False] * num_inputs + [True] * (len(tensors) - num_inputs)
+        return _Graph(buffers, call, carried, sources=[None] * len(tensors))
 
     @staticmethod
     def _load(graph: _Graph, tensors: list[torch.Tensor]) -> None:
         """Copy the call's tensors into the buffers, skipping carried ones a buffer already holds."""
         for i, (buffer, src) in enumerate(zip(graph.buffers, tensors, strict=True)):
-            if graph.kept[i]:
+            if graph.carried[i]:
                 version = None if src.is_inference() else src._version
                 last = graph.sources[i]
                 if last is not None and last[0]() is src and last[1] == version:
