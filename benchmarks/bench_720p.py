@@ -10,7 +10,11 @@ Cases (each its own try: an out-of-memory case is recorded as such and the rest 
   blocks softmax, then diffusers' `SanaWMTransformer3DModel` holding the same weights.
 - streaming: the whole 60 s chunk-causal rollout at 4 steps (1000, 960, 889, 727, 0; no guidance),
   chunks of 3 latent frames (first 4), softmax KV window sink + 2 chunks, plus the σ = 0 pass per chunk
-  that records the cache; with `--compile` also under torch.compile.
+  that records the cache; with `--compile` also under torch.compile; with `--stream-graphs` also with
+  every network call replayed as a CUDA graph (`GraphedStreamStep`), the blocks eager or compiled. Each
+  rollout after the eager one reports its difference to the eager latents (max |Δ| / max |eager| and
+  the relative L2 norm; bf16 rollouts of 40 chunks drift apart a little without any bug), the graphed
+  ones also to the compiled rollout of the same mode when that ran (the same kernels replayed).
 - vae_decode: diffusers' `AutoencoderKLLTX2Video` (default config, random weights, bf16) decoding the
   121 x 22 x 40 latents to 961 frames of 704x1280 with tiling.
 
@@ -39,6 +43,7 @@ from bench_streaming import run as stream_run
 
 from sanawm.model.config import get_preset
 from sanawm.model.diffusers_compat import from_diffusers
+from sanawm.model.graphs import GraphedStreamStep
 from sanawm.sampling import FewStepSchedule, Guidance
 
 DISTILLED = (1000.0, 960.0, 889.0, 727.0, 0.0)
@@ -133,6 +138,13 @@ def main(argv=None) -> int:
         help="also time the streaming rollout with the blocks under torch.compile in these modes",
     )
     ap.add_argument(
+        "--stream-graphs",
+        nargs="+",
+        choices=["eager", "default", "max-autotune-no-cudagraphs"],
+        help="also time the streaming rollout with every network call replayed as a CUDA graph, the blocks "
+        "eager or under torch.compile in these modes (graphs captured on a 10 s warm-up rollout)",
+    )
+    ap.add_argument(
         "--gdn-baseline",
         action="store_true",
         help="also time the bidirectional evaluation with the GDN on the PyTorch scan "
@@ -202,8 +214,14 @@ def main(argv=None) -> int:
             lambda: network_case("all_softmax_bidirectional", call_softmax, 2, peaks),
         )
         models.pop("softmax")
+    stream_latents: dict[str, torch.Tensor] = {}  # each rollout's latents, to compare with the eager one
     if "streaming" not in args.skip:
-        case("streaming_4step", lambda: streaming_case(models["ours"], args))
+        case("streaming_4step", lambda: streaming_case(models["ours"], args, latents=stream_latents))
+        if "eager" in (args.stream_graphs or []):  # before any compile: the blocks stay compiled after
+            case(
+                "streaming_4step_graphs",
+                lambda: streaming_case(models["ours"], args, graphs=True, latents=stream_latents),
+            )
     if "vae" not in args.skip:
         case("vae_decode", lambda: vae_case(lat, device, dtype))
     summarise(result)
@@ -211,7 +229,15 @@ def main(argv=None) -> int:
     for mode in (args.compile or []) if "streaming" not in args.skip else []:  # last: compiling takes minutes
         case(
             f"streaming_4step_compiled_{mode}",
-            lambda m=mode: streaming_case(models["ours"], args, compile_mode=m),
+            lambda m=mode: streaming_case(models["ours"], args, compile_mode=m, latents=stream_latents),
+        )
+    graphed = [m for m in args.stream_graphs or [] if m != "eager"] if "streaming" not in args.skip else []
+    for mode in graphed:
+        case(
+            f"streaming_4step_compiled_{mode}_graphs",
+            lambda m=mode: streaming_case(
+                models["ours"], args, compile_mode=m, graphs=True, latents=stream_latents
+            ),
         )
     for path in args.compile_bidirectional or []:
         case(
@@ -269,26 +295,59 @@ def all_softmax(ours):
     return soft.eval()
 
 
-def streaming_case(ours, args, compile_mode: str | None = None) -> dict:
+def streaming_case(
+    ours, args, compile_mode: str | None = None, graphs: bool = False, latents: dict | None = None
+) -> dict:
     """The 60 s rollout; with `compile_mode`, every block's forward under torch.compile in that mode (the
-    sampler, the state bookkeeping and the per-chunk Python stay eager), compiled on a 10 s rollout first."""
+    sampler, the state bookkeeping and the per-chunk Python stay eager); with `graphs`, every network call
+    replayed as a CUDA graph (one `GraphedStreamStep` for both rollouts). Either way a 10 s rollout runs
+    first (compiling, capturing every chunk shape) and its time is reported as `warmup_s`. `latents`: the
+    rollouts' latents by case, to which this one's are added and compared (see the module docstring)."""
     compiled = compile_mode is not None
     if compiled:
         torch._dynamo.reset()
         ours.compile_blocks(None if compile_mode == "default" else compile_mode)
+    name = f"streaming_4step_compiled_{compile_mode}" if compiled else "streaming_4step"
+    name += "_graphs" if graphs else ""
+    step = GraphedStreamStep(ours) if graphs else False
     schedule, guidance = FewStepSchedule(DISTILLED), Guidance(1.0)
     device, dtype = torch.device("cuda"), torch.bfloat16
+    size = (args.height, args.width)
+    warmup_s = None
     with torch.inference_mode():
-        if compiled:
-            stream_run(ours, 10, args.height, args.width, schedule, guidance, device, dtype)
-        r = stream_run(ours, args.seconds, args.height, args.width, schedule, guidance, device, dtype)
-    return {
-        "case": f"streaming_4step_compiled_{compile_mode}" if compiled else "streaming_4step",
+        if compiled or graphs:
+            warmup_s = stream_run(ours, 10, *size, schedule, guidance, device, dtype, step)["wall_s"]
+        r = stream_run(ours, args.seconds, *size, schedule, guidance, device, dtype, step, keep_latents=True)
+    row = {
+        "case": name,
         "seconds": r["wall_s"],
         "peak_gib": r["peak_gib"],
         "chunks": r["chunks"],
         "network_evaluations": 5 * r["chunks"],
         "realtime_factor": r["realtime_factor"],
+    }
+    if warmup_s is not None:
+        row["warmup_s"] = warmup_s
+    if graphs:
+        row["graphs"] = dataclasses.asdict(step.stats)
+        step.clear()
+    if latents is not None:
+        compare = {"streaming_4step": "vs_eager"}
+        if graphs:
+            compare.setdefault(name.removesuffix("_graphs"), "vs_without_graphs")
+        for case_name, key in compare.items():
+            if case_name in latents and case_name != name:
+                row[key] = latent_difference(r["latents"], latents[case_name])
+        latents[name] = r["latents"]
+    return row
+
+
+def latent_difference(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """max |a - b| / max |b| and ||a - b|| / ||b|| (in fp32)."""
+    a, b = a.float(), b.float()
+    return {
+        "max_rel": ((a - b).abs().max() / b.abs().max()).item(),
+        "rel_l2": ((a - b).norm() / b.norm()).item(),
     }
 
 

@@ -141,7 +141,8 @@ def gdn_layer(seconds: int):
     proxy = SimpleNamespace(
         cfg=cfg, _rope_table=angle_table(cfg.linear_head_dim, cfg.rope_max_len, cfg.rope_theta)
     )
-    ctx = SanaWMTransformer._context(proxy, (T, Hl, Wl), 0, camera, None, None, None, lat.device, None)
+    ropes = SanaWMTransformer._ropes(proxy, (T, Hl, Wl), 0, lat.device)
+    ctx = SanaWMTransformer._context(proxy, (T, Hl, Wl), 0, camera, None, None, None, lat.device, None, ropes)
     x = torch.randn(1, T * Hl * Wl, cfg.hidden_size, device="cuda", dtype=torch.bfloat16)
     return attn, ctx, x
 

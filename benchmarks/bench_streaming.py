@@ -2,11 +2,16 @@
 no VAE or text encoder: text is a fixed random embedding, the first latent frame random).
 
     python benchmarks/bench_streaming.py --seconds 10 60 --timesteps 1000 960 889 727 0 --out stream.json
+
+`--compile` puts the blocks under torch.compile, `--cuda-graphs` replays every network call as a CUDA
+graph (`sanawm.model.graphs.GraphedStreamStep`); either warms up on a 10 s clip (compiling, capturing
+every chunk shape) before the timed runs, which reuse the compiled code and the graphs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -15,6 +20,7 @@ import torch
 
 from sanawm.cameras import latent_camera_inputs
 from sanawm.model import SanaWMTransformer, get_preset
+from sanawm.model.graphs import GraphedStreamStep
 from sanawm.sampling import Conditions, EulerSchedule, FewStepSchedule, Guidance, chunk_layout, sample_chunked
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -38,7 +44,11 @@ def build(preset, device, dtype):
     return model.to(dtype).eval()
 
 
-def run(model, seconds, height, width, schedule, guidance, device, dtype):
+def run(
+    model, seconds, height, width, schedule, guidance, device, dtype, cuda_graphs=False, keep_latents=False
+):
+    """One streamed clip, timed. `cuda_graphs`: as `sample_chunked`'s (pass one `GraphedStreamStep` to
+    every run to keep its graphs). `keep_latents`: the result also holds the clip's latents ("latents")."""
     raw = int(16 * seconds) + 1
     T = (raw - 1) // 8 + 1
     c2w = np.tile(np.eye(4), (raw, 1, 1))
@@ -53,16 +63,33 @@ def run(model, seconds, height, width, schedule, guidance, device, dtype):
     text = torch.randn(1, 300, cfg.caption_channels, generator=g, device=device, dtype=dtype)
     cond = Conditions(text, None, camera, plucker)
     chunks = chunk_layout(T)
+    renoise_gen = torch.Generator(device=device).manual_seed(2)
+
+    def renoise(i, step):  # seeded: every run of the same clip draws the same noise (so runs compare)
+        return torch.randn((1, cfg.in_channels, chunks[i], *shape[3:]), generator=renoise_gen, device=device)
+
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    sample_chunked(model, noise, first, cond, chunks, schedule, guidance, kv_window=2, streaming=True)
+    latents = sample_chunked(
+        model,
+        noise,
+        first,
+        cond,
+        chunks,
+        schedule,
+        guidance,
+        kv_window=2,
+        streaming=True,
+        renoise=renoise,
+        cuda_graphs=cuda_graphs,
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return {
+    row = {
         "seconds": seconds,
         "raw_frames": raw,
         "latent_frames": T,
@@ -71,6 +98,9 @@ def run(model, seconds, height, width, schedule, guidance, device, dtype):
         "realtime_factor": seconds / wall,
         "peak_gib": peak,
     }
+    if keep_latents:
+        row["latents"] = latents
+    return row
 
 
 def main(argv=None):
@@ -84,16 +114,22 @@ def main(argv=None):
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    ap.add_argument("--compile", action="store_true", help="the blocks under torch.compile")
+    ap.add_argument("--cuda-graphs", action="store_true", help="replay the network calls as CUDA graphs")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     model = build(args.preset, device, dtype)
+    if args.compile:
+        model.compile_blocks()
+    graphs = GraphedStreamStep(model) if args.cuda_graphs else False
     schedule = FewStepSchedule(tuple(args.timesteps)) if args.timesteps else EulerSchedule(args.steps)
     guidance = Guidance(args.guidance)
-    run(model, 2, args.height, args.width, schedule, guidance, device, dtype)  # warm-up
+    warm = 10 if args.compile or args.cuda_graphs else 2  # 10 s meets every chunk shape of a longer clip
+    run(model, warm, args.height, args.width, schedule, guidance, device, dtype, graphs)  # warm-up
     rows = []
     for s in args.seconds:
-        rows.append(run(model, s, args.height, args.width, schedule, guidance, device, dtype))
+        rows.append(run(model, s, args.height, args.width, schedule, guidance, device, dtype, graphs))
         print(json.dumps(rows[-1]), flush=True)
     print("| seconds | latent frames | chunks | wall (s) | x real time | peak (GiB) |")
     for r in rows:
@@ -109,6 +145,8 @@ def main(argv=None):
             "size": [args.height, args.width],
             "schedule": repr(schedule),
             "guidance": args.guidance,
+            "compile": args.compile,
+            "cuda_graphs": dataclasses.asdict(graphs.stats) if graphs else None,
             "torch": torch.__version__,
             "rows": rows,
         }

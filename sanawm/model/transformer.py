@@ -128,15 +128,30 @@ class SanaWMTransformer(nn.Module):
         text_mask: torch.Tensor | None = None,
         camera: torch.Tensor | None = None,
         plucker: torch.Tensor | None = None,
+        ropes: tuple[Rope, Rope] | None = None,
     ) -> tuple[torch.Tensor, StreamState]:
         """Run one chunk (all of `latents`' frames) after the chunks summarised in `state`.
 
         Returns the prediction and the state that includes this chunk. `state` is not modified: to
         denoise a chunk, call repeatedly with the same state, then commit with one clean pass.
+
+        `ropes`: the rotary angles of this call, `stream_ropes(latents, state)` (None: computed here).
+        They are the only way `state.frames_done` reaches the network (`state.chunks_done` does not at
+        all), so a caller that passes them makes the step a function of tensors alone: what the CUDA-graph
+        replay (`sanawm.model.graphs.GraphedStreamStep`) needs.
         """
         if len(state.blocks) != len(self.blocks):
             raise ValueError(f"state has {len(state.blocks)} blocks but the model has {len(self.blocks)}")
-        return self._run(latents, timestep, text, text_mask, camera, plucker, None, state.kv_window, state)
+        return self._run(
+            latents, timestep, text, text_mask, camera, plucker, None, state.kv_window, state, ropes=ropes
+        )
+
+    def stream_ropes(self, latents: torch.Tensor, state: StreamState, device=None) -> tuple[Rope, Rope]:
+        """The RoPE angles (main heads (N, D/2), camera half-heads (N, D/4); float32, on `device`, default
+        `latents`' device) that `stream_step(latents, ..., state)` uses: its frames sit at absolute latent
+        indices state.frames_done, state.frames_done + 1, ..."""
+        device = latents.device if device is None else device
+        return self._ropes(self._grid(latents), state.frames_done, device)
 
     def init_stream_state(self, kv_window: int | None = 2) -> StreamState:
         return StreamState.initial(len(self.blocks), kv_window)
@@ -158,13 +173,25 @@ class SanaWMTransformer(nn.Module):
 
     # ---- the network ----------------------------------------------------------------------------
 
-    def _run(self, latents, timestep, text, text_mask, camera, plucker, chunks, kv_window, state, cp=None):
+    def _run(
+        self,
+        latents,
+        timestep,
+        text,
+        text_mask,
+        camera,
+        plucker,
+        chunks,
+        kv_window,
+        state,
+        cp=None,
+        ropes=None,
+    ):
         cfg = self.cfg
         B, _, T, Hl, Wl = latents.shape
         self._check_inputs(latents, timestep, text, text_mask, camera, plucker)
         dtype = self.x_embedder.proj.weight.dtype
-        pt, ph, pw = cfg.patch_size
-        grid = (T, Hl // ph, Wl // pw)
+        grid = self._grid(latents)
         offset = state.frames_done if state is not None else (cp.frame_start if cp is not None else 0)
 
         x = self.x_embedder(latents.to(dtype))
@@ -174,7 +201,7 @@ class SanaWMTransformer(nn.Module):
         t_emb = t_emb.reshape(B, T, -1)
         y = self.attention_y_norm(self.y_embedder(text.to(dtype)))
 
-        ctx = self._context(grid, offset, camera, chunks, kv_window, state, x.device, cp)
+        ctx = self._context(grid, offset, camera, chunks, kv_window, state, x.device, cp, ropes)
         new_blocks = []
         for i, block in enumerate(self.blocks):
             block_state = None if state is None else state.blocks[i]
@@ -189,11 +216,30 @@ class SanaWMTransformer(nn.Module):
             tuple(new_blocks), state.frames_done + T, state.chunks_done + 1, state.kv_window
         )
 
-    def _context(self, grid, offset, camera, chunks, kv_window, state, device, cp) -> AttentionContext:
+    def _grid(self, latents: torch.Tensor) -> tuple[int, int, int]:
+        """(T, H, W) tokens of a latent clip (B, C, T, H, W): one token per latent frame and patch."""
+        _, ph, pw = self.cfg.patch_size
+        return latents.shape[2], latents.shape[3] // ph, latents.shape[4] // pw
+
+    def _ropes(self, grid, offset: int, device) -> tuple[Rope, Rope]:
         D = self.cfg.linear_head_dim
         rope = Rope.for_grid(self._rope_table, D, grid, offset).to(device, torch.float32)
         cam_pairs = axis_pairs(D // 2)
         rope_cam = Rope.for_grid(self._rope_table, D, grid, offset, pairs=cam_pairs).to(device, torch.float32)
+        return rope, rope_cam
+
+    def _context(
+        self, grid, offset, camera, chunks, kv_window, state, device, cp, ropes=None
+    ) -> AttentionContext:
+        if ropes is None:
+            rope, rope_cam = self._ropes(grid, offset, device)
+        else:
+            rope, rope_cam = ropes
+            if rope.cos.shape[0] != math.prod(grid) or rope_cam.cos.shape[0] != math.prod(grid):
+                raise ValueError(
+                    f"ropes are for {rope.cos.shape[0]} tokens but this call has {math.prod(grid)} "
+                    f"({grid[0]} frames of {grid[1]}x{grid[2]}); build them with stream_ropes(latents, state)"
+                )
         ucpe = None
         if camera is not None:
             P = ray_transforms(camera, grid[1:], self.cfg.patch_size[1:])

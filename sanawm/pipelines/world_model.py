@@ -18,6 +18,7 @@ from PIL import Image
 from ..cameras import ActionSpeeds, Trajectory, actions_to_trajectory, latent_camera_inputs
 from ..cameras.image_ops import resize_and_center_crop_image
 from ..model import SanaWMTransformer, from_diffusers
+from ..model.graphs import GraphedStreamStep
 from ..sampling import (
     Conditions,
     EulerSchedule,
@@ -109,6 +110,7 @@ class WorldModelPipeline:
         self.generation_defaults: dict = {}
         self.is_student = False  # a distilled few-step student (a pipeline folder's student/)
         self.refiner = None  # the folder's own stage-2 refiner (refiner/, `sanawm refine export`)
+        self.stream_graphs: GraphedStreamStep | None = None  # see enable_cuda_graphs
 
     @property
     def device(self) -> torch.device:
@@ -173,6 +175,16 @@ class WorldModelPipeline:
         generation pays the compilation (tens of seconds on a GPU), later ones run faster (a streamed
         60 s 720p minute: 29 s → 13 s on an H100, docs/benchmarks.md). Outputs are unchanged."""
         self.transformer.compile_blocks(mode)
+        return self
+
+    def enable_cuda_graphs(self, enabled: bool = True, max_graphs: int = 16) -> WorldModelPipeline:
+        """Replay the network's streaming calls as CUDA graphs (`sanawm.model.graphs.GraphedStreamStep`)
+        in streaming generation and sessions: each call shape is captured once, on its first calls, and
+        replayed after that, for this and later clips (same outputs, far fewer kernel launches). Needs
+        the network on a CUDA device and mode 'streaming'; call `compile()` first when compiling. Costs
+        GPU memory: about 2 GB per graph for sana-wm-2.6b at 720p, ~4 graphs per guidance branch.
+        `enabled=False` drops the graphs."""
+        self.stream_graphs = GraphedStreamStep(self.transformer, max_graphs) if enabled else None
         return self
 
     def generation_config(self, **overrides) -> GenerationConfig:
@@ -390,6 +402,12 @@ class WorldModelPipeline:
         )
         guidance = Guidance(cfg.guidance, drop_text=True, drop_camera=cfg.guidance_drops_camera)
         neg, neg_mask = neg.to(device, dtype), neg_mask.to(device)
+        if self.stream_graphs is not None and cfg.mode != "streaming":
+            raise ValueError(
+                f"CUDA graphs replay the streaming step, but mode is {cfg.mode!r}: generate with mode "
+                "'streaming' (--mode streaming), or turn them off (pipe.enable_cuda_graphs(False); no "
+                "--cuda-graphs)"
+            )
         if cfg.mode == "bidirectional":
             schedule = EulerSchedule(cfg.steps, cfg.shift, self.scheduler_config)
             return sample_bidirectional(
@@ -439,6 +457,7 @@ class WorldModelPipeline:
             on_chunk=on_chunk,
             context_sigma=cfg.context_sigma,
             context_noise=context_noise,
+            cuda_graphs=False if self.stream_graphs is None else self.stream_graphs,
         )
 
 

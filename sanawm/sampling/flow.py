@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ..model.graphs import GraphedStreamStep
 from ..model.state import StreamState
 from ..model.transformer import SanaWMTransformer
 
@@ -200,6 +201,7 @@ def sample_chunked(
     on_chunk: Callable[[int, torch.Tensor], None] | None = None,
     context_sigma: float = 0.0,
     context_noise: Callable[[int], torch.Tensor] | None = None,
+    cuda_graphs: bool | GraphedStreamStep = False,
 ) -> torch.Tensor:
     """Autoregressive chunk-by-chunk sampling with the chunk-causal network.
 
@@ -208,12 +210,13 @@ def sample_chunked(
     noise from the global RNG). `on_chunk(index, latents)` sees every finished chunk (e.g. to decode
     it while the next one is generated). `context_sigma` σ_c in [0, 1): the σ each finished chunk is
     re-noised to as context (`ChunkSession.commit`), with the noise `context_noise(chunk_index)` (shaped
-    like the chunk; None: fresh noise from the global RNG); not called when σ_c = 0.
+    like the chunk; None: fresh noise from the global RNG); not called when σ_c = 0. `cuda_graphs`
+    (streaming on a CUDA device): replay the network calls as CUDA graphs, see `ChunkSession`.
     """
     if sum(chunks) != noise.shape[2]:
         raise ValueError(f"chunks {list(chunks)} must sum to the {noise.shape[2]} latent frames")
     branches = _branches(cond, guidance, negative_text, negative_mask)
-    session = ChunkSession(model, branches, guidance, kv_window, streaming, context_sigma)
+    session = ChunkSession(model, branches, guidance, kv_window, streaming, context_sigma, cuda_graphs)
     out, start = [], 0
     for index, size in enumerate(chunks):
         x = noise[:, :, start : start + size].clone()
@@ -234,7 +237,12 @@ def sample_chunked(
 class ChunkSession:
     """Carries what chunk-causal sampling needs between chunks, for every guidance branch: a
     `StreamState` each (streaming) or the context latents so far and their timesteps (reference mode).
-    `context_sigma` σ_c in [0, 1): the σ finished chunks are re-noised to as context (see `commit`)."""
+    `context_sigma` σ_c in [0, 1): the σ finished chunks are re-noised to as context (see `commit`).
+
+    `cuda_graphs` (streaming only; the network on a CUDA device): run every network call through a
+    `GraphedStreamStep`, which captures each call shape once as a CUDA graph and replays it (same
+    results; one launch per call instead of thousands). True: a new one for this session; a
+    `GraphedStreamStep` of this model: that one, keeping the graphs it holds (e.g. across clips)."""
 
     def __init__(
         self,
@@ -244,10 +252,12 @@ class ChunkSession:
         kv_window,
         streaming: bool,
         context_sigma: float = 0.0,
+        cuda_graphs: bool | GraphedStreamStep = False,
     ):
         self.model, self.branches, self.guidance = model, branches, guidance
         self.kv_window, self.streaming = kv_window, streaming
         self.context_sigma = check_context_sigma(context_sigma)
+        self.graphs = _stream_graphs(model, cuda_graphs, streaming)
         self.states = [model.init_stream_state(kv_window) for _ in branches]
         self.history: list[torch.Tensor] = []  # (B, C, T_j, H, W) context chunks (reference mode)
         self.history_timesteps: list[torch.Tensor] = []  # (B, T_j) their timesteps
@@ -256,9 +266,7 @@ class ChunkSession:
     def _call(self, branch: int, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         c = self.branches[branch].frames(slice(self.frames_done, self.frames_done + x.shape[2]))
         if self.streaming:
-            out, _ = self.model.stream_step(
-                x, timestep, c.text, self.states[branch], c.text_mask, c.camera, c.plucker
-            )
+            out, _ = self._stream_step(branch, x, timestep, c, keep_state=False)
             return out
         full = self.branches[branch].frames(slice(0, self.frames_done + x.shape[2]))
         prefix = torch.cat([*self.history, x], 2)
@@ -275,6 +283,14 @@ class ChunkSession:
             kv_window=self.kv_window,
         )
         return out[:, :, self.frames_done :]
+
+    def _stream_step(self, branch: int, x, timestep, c: Conditions, keep_state: bool):
+        """The network on a chunk after branch `branch`'s state: (prediction, new state; None when not
+        `keep_state` and graphed)."""
+        args = (x, timestep, c.text, self.states[branch], c.text_mask, c.camera, c.plucker)
+        if self.graphs is None:
+            return self.model.stream_step(*args)
+        return self.graphs(*args, keep_state=keep_state)
 
     def velocity(self, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         if not self.guidance.enabled:
@@ -306,7 +322,10 @@ class ChunkSession:
         return torch.cat([x[:, :, :lo], new.to(x.dtype)], 2)
 
     def denoise(self, x: torch.Tensor, schedule, clean_first: bool, renoise=None) -> torch.Tensor:
-        sigmas = schedule.sigmas().to(x.device)
+        # σ stays on the host (a float32 CPU tensor: the same float32 arithmetic on the GPU, where its
+        # entries enter kernels as scalars): reading a device σ for the timesteps would make every step
+        # wait for the GPU, which with CUDA graphs leaves it idle between replays.
+        sigmas = schedule.sigmas()
         few_step = isinstance(schedule, FewStepSchedule)
         for i in range(len(sigmas) - 1):
             x = self.step(x, sigmas, i, clean_first, few_step, renoise)
@@ -341,10 +360,7 @@ class ChunkSession:
         if self.streaming:
             sl = slice(self.frames_done, self.frames_done + x.shape[2])
             for b, cond in enumerate(self.branches):
-                c = cond.frames(sl)
-                _, self.states[b] = self.model.stream_step(
-                    x, timestep, c.text, self.states[b], c.text_mask, c.camera, c.plucker
-                )
+                _, self.states[b] = self._stream_step(b, x, timestep, cond.frames(sl), keep_state=True)
         else:
             self.history.append(x)
             self.history_timesteps.append(timestep)
@@ -352,3 +368,24 @@ class ChunkSession:
 
     def state(self) -> tuple[StreamState, ...]:
         return tuple(self.states)
+
+
+def _stream_graphs(model, cuda_graphs: bool | GraphedStreamStep, streaming: bool) -> GraphedStreamStep | None:
+    """The `GraphedStreamStep` a session runs its network calls through, or None (eager)."""
+    if cuda_graphs is False:
+        return None
+    if not streaming:
+        raise ValueError(
+            "cuda_graphs replays the streaming step: sample with streaming=True (`--mode streaming`); the "
+            "reference mode re-runs a growing prefix, a new shape every chunk"
+        )
+    if cuda_graphs is True:
+        return GraphedStreamStep(model)
+    if not isinstance(cuda_graphs, GraphedStreamStep):
+        raise ValueError(f"cuda_graphs must be True, False or a GraphedStreamStep, got {cuda_graphs!r}")
+    if cuda_graphs.model is not model:
+        raise ValueError(
+            "cuda_graphs is a GraphedStreamStep of another model; make one of this session's model "
+            "(GraphedStreamStep(model)) or pass True"
+        )
+    return cuda_graphs

@@ -144,3 +144,13 @@ def test_transition_is_contractive_with_scaled_keys():
     k = _feature_map(torch.randn_like(x.k)) / (D * S) ** 0.5
     M, _ = transitions(k, x.v, torch.ones_like(x.beta), torch.ones_like(x.decay))
     assert torch.linalg.matrix_norm(M, ord=2).max() <= 1.0 + 1e-12
+
+
+def test_chunk_ends():
+    """The last frame of every chunk; one chunk (chunks=None) built on the requested device."""
+    from sanawm.model.ops.gdn import chunk_ends
+
+    assert chunk_ends(5, (2, 3)).tolist() == [False, True, False, False, True]
+    assert chunk_ends(4, None).tolist() == [False, False, False, True]
+    assert chunk_ends(1, None, torch.device("cpu")).tolist() == [True]
+    assert chunk_ends(3, None, "meta").device.type == "meta"

@@ -1,5 +1,7 @@
 """Acceptance 2 and 3: streaming reproduces the chunk-causal forward; causality per mode."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -154,3 +156,21 @@ def test_stream_state_is_not_mutated():
             latents[:, :, 2:3], timestep[:, 2:3], text, s1, mask, camera[:, 2:3], plucker[:, :, 2:3]
         )
     assert torch.equal(a, b) and s0.frames_done == 0 and s1.frames_done == 2
+
+
+def test_stream_step_with_precomputed_ropes_is_the_same():
+    """`stream_ropes` is the only way frames_done reaches the network: passing its angles changes nothing,
+    and angles of another offset change the output (what the CUDA-graph replay relies on)."""
+    model, latents, timestep, text, mask, camera, plucker = _setup()
+    with torch.no_grad():
+        _, s1 = model.stream_step(
+            latents[:, :, :2], timestep[:, :2], text, model.init_stream_state(), mask, camera[:, :2]
+        )
+        args = (latents[:, :, 2:4], timestep[:, 2:4], text, s1, mask, camera[:, 2:4], plucker[:, :, 2:4])
+        a, sa = model.stream_step(*args)
+        b, sb = model.stream_step(*args, ropes=model.stream_ropes(args[0], s1))
+        c, _ = model.stream_step(*args, ropes=model.stream_ropes(args[0], replace(s1, frames_done=5)))
+        with pytest.raises(ValueError, match="stream_ropes"):
+            model.stream_step(*args, ropes=model.stream_ropes(latents[:, :, :1], s1))
+    assert torch.equal(a, b) and (sa.frames_done, sb.frames_done) == (4, 4)
+    assert not torch.allclose(a, c)

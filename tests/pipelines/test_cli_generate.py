@@ -77,6 +77,8 @@ def test_generate_errors_name_the_fix(tmp_path, capsys):
     assert "--out must end in .mp4" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path), "--actions", "w-8"]) == 2
     assert "pipeline folder" in capsys.readouterr().err
+    assert main(["generate", "--cuda-graphs", "--device", "cpu", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "--cuda-graphs needs a CUDA device: pass --device cuda" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

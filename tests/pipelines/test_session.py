@@ -55,6 +55,21 @@ def test_two_steps_equal_one_step(pipe):
     )
 
 
+def test_session_through_cuda_graphs_is_the_same(pipe):
+    """A session's chunks run through the pipeline's graphs (the CPU stand-in here) when enabled."""
+    from sanawm.model.graphs import EagerCapture, GraphedStreamStep
+
+    eager = _session(pipe).step(actions="w-16,l-16")
+    pipe.stream_graphs = GraphedStreamStep(pipe.transformer, capture=EagerCapture())
+    try:
+        session = _session(pipe)
+        graphed = np.concatenate([session.step(actions="w-12"), session.step(actions="w-4,l-16")])
+        assert pipe.stream_graphs.stats.replays > 0
+    finally:
+        pipe.stream_graphs = None
+    assert np.array_equal(graphed, eager)
+
+
 def test_restore_and_file_round_trip_and_constant_memory(pipe, tmp_path):
     session = _session(pipe)
     session.step(actions="w-12")

@@ -146,3 +146,32 @@ def test_clear_errors(reference_pipeline_folder, tmp_path):
         WorldModelPipeline.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="mode"):
         GenerationConfig(mode="fast")
+
+
+def test_cuda_graphs_wiring(reference_pipeline_folder):
+    """`enable_cuda_graphs` needs a CUDA network; streaming generation through the graphs (here the CPU
+    stand-in, `EagerCapture`) equals eager and keeps them for the next clip; other modes refuse them.
+    tests/gpu/test_cuda_graphs.py runs the real capture."""
+    from dataclasses import replace
+
+    from sanawm.model.graphs import EagerCapture, GraphedStreamStep
+
+    pipe = WorldModelPipeline.from_pretrained(reference_pipeline_folder)
+    with pytest.raises(ValueError, match="CUDA device"):
+        pipe.enable_cuda_graphs()
+    cfg = GenerationConfig(
+        num_frames=33, height=64, width=64, steps=2, guidance=2.0, mode="streaming", chunk=1, first_chunk=2,
+        seed=3,
+    )  # fmt: skip
+    path = pipe.camera_path(cfg, trajectory=actions_to_trajectory("w-16,l-16", fps=16), image_size=(80, 100))
+    pixels, path = pipe.prepare_image(_image(), path, cfg)
+    eager = pipe.sample_latents(pixels, path, "stairs", cfg)
+    pipe.stream_graphs = GraphedStreamStep(pipe.transformer, capture=EagerCapture())
+    graphed = pipe.sample_latents(pixels, path, "stairs", cfg)
+    assert ((graphed - eager).abs().max() / eager.abs().max()).item() <= 1e-6
+    captured = pipe.stream_graphs.stats.captured
+    assert captured > 0 and torch.equal(pipe.sample_latents(pixels, path, "stairs", cfg), graphed)
+    assert pipe.stream_graphs.stats.captured == captured  # the second clip only replays
+    with pytest.raises(ValueError, match="mode 'streaming'"):
+        pipe.sample_latents(pixels, path, "stairs", replace(cfg, mode="chunk-causal"))
+    assert pipe.enable_cuda_graphs(False).stream_graphs is None

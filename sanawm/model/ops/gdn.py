@@ -69,10 +69,14 @@ class GDNOutput:
     state: GDNState  # forward state after the last frame
 
 
-def chunk_ends(num_frames: int, chunks: Sequence[int] | None) -> torch.Tensor:
-    """Bool (T,) marking the last frame of each chunk; `chunks=None` means one chunk (bidirectional)."""
+def chunk_ends(num_frames: int, chunks: Sequence[int] | None, device=None) -> torch.Tensor:
+    """Bool (T,) on `device` marking the last frame of each chunk; `chunks=None` means one chunk
+    (bidirectional, or a streamed chunk). That case is built on the device itself, with no copy from
+    the host: a streamed step then neither waits for the GPU nor breaks a CUDA-graph capture."""
+    if chunks is None:
+        return torch.arange(num_frames, device=device) == num_frames - 1
     ids = chunk_ids(num_frames, chunks)
-    return torch.cat([ids[1:] != ids[:-1], torch.ones(1, dtype=torch.bool)])
+    return torch.cat([ids[1:] != ids[:-1], torch.ones(1, dtype=torch.bool)]).to(device)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -152,7 +156,7 @@ def gdn_parallel(
     and the ranks exchange D x D scan summaries; the returned state is the clip's final state."""
     T = x.num_frames
     if cp is None:
-        ends = chunk_ends(T, chunks)
+        ends = chunk_ends(T, chunks, x.k.device)
     else:
         ends = chunk_ends(cp.total_frames, chunks)[cp.frame_start : cp.frame_start + T]
     keep = (~ends).to(device=x.k.device, dtype=x.k.dtype)  # 0 at the last frame of a chunk

@@ -205,7 +205,7 @@ def gdn_scan_triton(
     Token products run in tf32 for 16-bit inputs and in fp32 for fp32 inputs; states stay fp32."""
     if not AVAILABLE:
         raise RuntimeError("the Triton GDN kernels need the triton package (CUDA builds of torch ship it)")
-    ends = chunk_ends(x.num_frames, chunks).to(device=x.k.device, dtype=torch.int8)
+    ends = chunk_ends(x.num_frames, chunks, x.k.device).to(dtype=torch.int8)
     q, k, v, qd, kd = (None if t is None else _unit_last(t) for t in (x.q, x.k, x.v, x.q_den, x.k_den))
     num0 = None if state is None else state.num
     den0 = None if state is None or x.k_den is None else state.den

@@ -179,7 +179,7 @@ def gdn_scan_rows(
     if precision is None:
         precision = "ieee" if x.k.dtype in (torch.float32, torch.float64) else "tf32"
     T = x.num_frames
-    ends = chunk_ends(T, chunks).to(device=x.k.device, dtype=torch.int8)
+    ends = chunk_ends(T, chunks, x.k.device).to(dtype=torch.int8)
     dv = x.v.shape[-1]
     num0 = None if state is None else state.num
     num, num_last = _scan(x.q, x.k, x.v, x.beta, x.decay, ends, num0, dv, precision)
