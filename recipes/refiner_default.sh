@@ -8,8 +8,10 @@
 #
 # Every stage writes under WORK and is skipped when its output is complete; training is time-boxed
 # (run.time_limit_minutes; REF_MINUTES, default 8) and resumes from its checkpoints, so a rerun continues;
-# REF_SECONDS (default 20) sets the training rollouts' length. The evaluation runs as three processes,
-# merged. --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
+# REF_SECONDS (default 20) sets the training rollouts' length and REF_BATCH the training batch (default: 16 at
+# 20 s, fewer clips for longer rollouts, about 60 k latent tokens a step: 8 at 60 s, ~35 GiB on the GPU);
+# REF_SCENES (default 256) the number of training worlds (each rendered, cached and rolled out once). The
+# evaluation runs as three processes, merged. --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
 # --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
 # folder with a distilled student/ is rolled out with the student, its own default sampler).
 #
@@ -40,8 +42,11 @@ if [[ $MODE == --smoke ]]; then
 else
     # REF_SECONDS: length of the training rollouts (20 s = 41 latent frames; 60 s shows the refiner how
     # stage 1 goes wrong late in a minute, which 20 s rollouts do not: docs/model-card.md)
-    SIZE=256; WORKERS=12; SCENES=256; SECONDS_=${REF_SECONDS:-20}; FRAMES=$(( SECONDS_ * 16 + 1 ))
-    TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames=$(( SECONDS_ * 2 + 1 ))
+    SIZE=256; WORKERS=12; SCENES=${REF_SCENES:-256}; SECONDS_=${REF_SECONDS:-20}; FRAMES=$(( SECONDS_ * 16 + 1 ))
+    LATENT=$(( SECONDS_ * 2 + 1 )); BATCH=${REF_BATCH:-$(( 16 * 41 * 3 / 2 / LATENT ))}
+    (( BATCH > 16 )) && [[ -z ${REF_BATCH:-} ]] && BATCH=16
+    (( BATCH >= 1 )) || { echo "REF_BATCH must be >= 1" >&2; exit 2; }
+    TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames="$LATENT" --data.batch_size="$BATCH"
            --run.time_limit_minutes="${REF_MINUTES:-8}")
     EVAL=(--seconds 60 --horizons 1,5,10,30,60 --size 256)  # 20 scenes: seeds 1000000..19, split below
 fi
