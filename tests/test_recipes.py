@@ -1,0 +1,57 @@
+"""The default model's recipe end to end at toy scale (`recipes/default_model.sh --smoke`): procedural
+worlds -> VAE -> latent caches -> the three world-model phases -> export, as the GPU machine runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from sanawm.pipelines.world_model import WorldModelPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the recipes are bash scripts")
+
+
+def test_default_model_recipe_smoke_with_phase_3(tmp_path):
+    work = tmp_path / "work"
+    env = {**os.environ, "P3_MINUTES": "1", "OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        ["bash", str(ROOT / "recipes/default_model.sh"), str(work), "--smoke"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    log = (work / "recipe.log").read_text()
+    for stage in ("phase 1", "phase 2", "phase 3: 9 latent frames", "exported"):
+        assert stage in log, log
+    steps = [json.loads(line)["step"] for line in (work / "phase3/metrics.jsonl").read_text().splitlines()]
+    assert steps and max(steps) >= 1
+    # The pipeline ships phase 3's EMA (the last phase), not phase 2's.
+    exported = load_file(work / "pipeline/transformer/diffusion_pytorch_model.safetensors")
+    last = {run: load_file(sorted((work / run / "checkpoints").glob("step_*"))[-1] / "ema.safetensors")
+            for run in ("phase2", "phase3")}  # fmt: skip
+    shared = [k for k in exported if k in last["phase3"] and exported[k].is_floating_point()]
+    assert shared
+    for run, same in (("phase3", True), ("phase2", False)):
+        diffs = [
+            (exported[k].float() - last[run][k].to(exported[k].dtype).float()).abs().max() for k in shared
+        ]
+        assert (max(diffs).item() == 0.0) is same, run
+    pipe = WorldModelPipeline.from_pretrained(work / "pipeline")
+    vae_channels = json.loads((work / "vae/vae/config.json").read_text())["latent_channels"]
+    assert pipe.transformer.cfg.in_channels == vae_channels
+
+
+def test_default_model_recipe_refuses_a_batch_that_does_not_split(tmp_path):
+    env = {**os.environ, "NPROC": "2", "P2_BATCH": "7", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        ["bash", str(ROOT / "recipes/default_model.sh"), str(tmp_path / "w")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "P2_BATCH=7" in run.stderr and "multiple of 2" in run.stderr
+    assert not any((tmp_path / "w").iterdir())  # refused before any work
