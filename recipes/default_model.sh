@@ -43,13 +43,13 @@ while (( $# )); do
     esac
     shift
 done
-SANAWM=(python3 -m sanawm.cli.main)
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/lib.sh"  # SANAWM, log, has_checkpoint (its own render, below, takes the clip length and workers)
 NPROC=${NPROC:-1}
 if [[ ! $NPROC =~ ^[1-9][0-9]*$ ]]; then
     echo "NPROC=$NPROC: give the number of GPUs to train on, e.g. NPROC=8" >&2; exit 2
 fi
 mkdir -p "$WORK"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/recipe.log"; }
 
 if [[ $MODE == --smoke ]]; then
     SIZE=64; WORKERS=2
@@ -180,7 +180,7 @@ if [[ -n $KEEP_VAE && ! -f $WORK/vae/vae/config.json ]]; then
 fi
 if [[ ! -f $WORK/vae/vae/config.json ]]; then
     resume=(); [[ -n $FROM ]] && resume=(--init-from "$FROM/vae")
-    [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
+    has_checkpoint "$WORK/vae" && resume=(--resume)
     "${SANAWM[@]}" vae train "$WORK/worlds-vae" --frames 17 --size "$SIZE,$SIZE" --out "$WORK/vae" \
         "${VAE_ARGS[@]}" "${resume[@]}" > "$WORK/vae.json"
 fi
@@ -196,41 +196,35 @@ log "latents, phase 1"
 wait_for worlds-a
 cache worlds-a "$A_FRAMES"
 
+# train_phase N CACHE LATENT_FRAMES BATCH LR_DIVISOR MINUTES WARMUP [INIT...]: WORK/phaseN on WORK/CACHE at
+# LR / LR_DIVISOR, from INIT (e.g. the previous phase's EMA), or resumed from its own latest checkpoint.
+train_phase() {
+    local n=$1 cache=$2 frames=$3 batch=$4 divisor=$5 minutes=$6 warmup=$7
+    shift 7
+    [[ -f $WORK/phase$n.done ]] && return
+    local init=("$@")
+    has_checkpoint "$WORK/phase$n" && init=(--resume)
+    "${TRAIN[@]}" default-world "${init[@]}" --data.path="$WORK/$cache" --data.latent_frames="$frames" \
+        --data.size="$SIZE,$SIZE" --data.batch_size="$batch" \
+        --optim.lr="$(python3 -c "print(${LR:-4e-4} / $divisor)")" --optim.warmup_steps="$warmup" \
+        --run.out_dir="$WORK/phase$n" --run.time_limit_minutes="$minutes" "${PHASE_ARGS[@]}" > "$WORK/phase$n.json"
+    touch "$WORK/phase$n.done"
+}
+
 log "phase 1: ${LATENT_A} latent frames"
-if [[ ! -f $WORK/phase1.done ]]; then
-    resume=(); [[ -n $FROM ]] && resume=(--model.init_from="$FROM/transformer")
-    [[ -d $WORK/phase1/checkpoints ]] && resume=(--resume)
-    "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-a" \
-        --data.latent_frames="$LATENT_A" --data.size="$SIZE,$SIZE" --data.batch_size="$P1_BATCH" --optim.lr="${LR:-4e-4}" \
-        --run.out_dir="$WORK/phase1" \
-        --run.time_limit_minutes="$P1_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase1.json"
-    touch "$WORK/phase1.done"
-fi
+init=(); [[ -n $FROM ]] && init=(--model.init_from="$FROM/transformer")
+train_phase 1 latents-worlds-a "$LATENT_A" "$P1_BATCH" 1 "$P1_LIMIT" 200 "${init[@]}"
 
 log "phase 2: ${LATENT_B} latent frames"
 wait_for latents-b
-if [[ ! -f $WORK/phase2.done ]]; then
-    resume=(--model.init_from="$WORK/phase1" --model.init_weights=ema)
-    [[ -d $WORK/phase2/checkpoints ]] && resume=(--resume)
-    "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-b" \
-        --data.latent_frames="$LATENT_B" --data.size="$SIZE,$SIZE" --data.batch_size="$P2_BATCH" --optim.lr="$(python3 -c "print(${LR:-4e-4} / 2)")" \
-        --optim.warmup_steps=50 --run.out_dir="$WORK/phase2" --run.time_limit_minutes="$P2_LIMIT" \
-        "${PHASE_ARGS[@]}" > "$WORK/phase2.json"
-    touch "$WORK/phase2.done"
-fi
+train_phase 2 latents-worlds-b "$LATENT_B" "$P2_BATCH" 2 "$P2_LIMIT" 50 \
+    --model.init_from="$WORK/phase1" --model.init_weights=ema
 LAST=phase2
 if (( PHASE3 )); then
     log "phase 3: ${LATENT_C} latent frames"
     wait_for latents-c
-    if [[ ! -f $WORK/phase3.done ]]; then
-        resume=(--model.init_from="$WORK/phase2" --model.init_weights=ema)
-        [[ -d $WORK/phase3/checkpoints ]] && resume=(--resume)
-        "${TRAIN[@]}" default-world "${resume[@]}" --data.path="$WORK/latents-worlds-c" \
-            --data.latent_frames="$LATENT_C" --data.size="$SIZE,$SIZE" --data.batch_size="$P3_BATCH" \
-            --optim.lr="$(python3 -c "print(${LR:-4e-4} / 4)")" --optim.warmup_steps=50 --run.out_dir="$WORK/phase3" \
-            --run.time_limit_minutes="$P3_LIMIT" "${PHASE_ARGS[@]}" > "$WORK/phase3.json"
-        touch "$WORK/phase3.done"
-    fi
+    train_phase 3 latents-worlds-c "$LATENT_C" "$P3_BATCH" 4 "$P3_LIMIT" 50 \
+        --model.init_from="$WORK/phase2" --model.init_weights=ema
     LAST=phase3
 fi
 wait "$BACKGROUND"

@@ -72,7 +72,7 @@ cache "$DMD_FRAMES"
 stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed distillation stage
     local name=$1 preset=$2 limit=$3; shift 3
     [[ -f $WORK/$name.done ]] && return
-    local resume=(); [[ -d $WORK/$name/checkpoints ]] && resume=(--resume)
+    local resume=(); has_checkpoint "$WORK/$name" && resume=(--resume)
     "${SANAWM[@]}" distill "$name" "$preset" "${resume[@]}" --teacher.path="$TEACHER" \
         --data.size="$SIZE,$SIZE" --run.out_dir="$WORK/$name" --run.time_limit_minutes="$limit" \
         "${COMMON[@]}" "$@" > "$WORK/$name.json"

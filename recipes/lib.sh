@@ -22,3 +22,8 @@ render() {
         --workers "$WORKERS" > "$WORK/$1.render.json"
     touch "$WORK/$1.done"
 }
+
+# has_checkpoint RUN_DIR: true when RUN_DIR/checkpoints holds a complete checkpoint (step_*: every trainer writes
+# a checkpoint to a hidden folder and renames it into place whole). Recipes pass --resume only then, so a run
+# that died before its first checkpoint starts afresh on the rerun instead of being refused.
+has_checkpoint() { compgen -G "$1/checkpoints/step_*" > /dev/null; }

@@ -52,7 +52,7 @@ done
 
 log "DMD from the ODE student (conditions: the refiner's latent cache)"
 if [[ ! -f $WORK/dmd.done ]]; then
-    resume=(); [[ -d $WORK/dmd/checkpoints ]] && resume=(--resume)
+    resume=(); has_checkpoint "$WORK/dmd" && resume=(--resume)
     "${SANAWM[@]}" distill dmd distill-dmd-default "${resume[@]}" --teacher.path="$PIPE" \
         --student.init_from="$STUDENT/student" --data.path="$WORK/refiner/latents" --data.size="$SIZE,$SIZE" \
         --run.out_dir="$WORK/dmd" --run.progress=false "${DMD_ARGS[@]}" > "$WORK/dmd.json" 2> "$WORK/dmd.log"

@@ -68,7 +68,7 @@ log "pairs (stage-1 rollouts)"
 
 log "train"
 if [[ ! -f $WORK/train.done ]]; then
-    resume=(); [[ -d $WORK/refiner/checkpoints ]] && resume=(--resume)
+    resume=(); has_checkpoint "$WORK/refiner" && resume=(--resume)
     "${SANAWM[@]}" refine train "${TRAIN[@]}" "${resume[@]}" "${ARGS[@]}" --run.progress=false \
         > "$WORK/train.json"
     touch "$WORK/train.done"

@@ -54,7 +54,7 @@ evaluate "$PIPE/vae" before
 
 log "decoder fine-tuning"
 if [[ ! -f $WORK/vae/vae/config.json ]]; then
-    resume=(); [[ -d $WORK/vae/checkpoints ]] && resume=(--resume)
+    resume=(); has_checkpoint "$WORK/vae" && resume=(--resume)
     "${SANAWM[@]}" vae train "$WORK/worlds" --preset "$PRESET" --frames 17 --size "$SIZE,$SIZE" \
         --init-from "$PIPE/vae" --decoder-only --out "$WORK/vae" "${TRAIN[@]}" "${resume[@]}" > "$WORK/vae.json"
 fi

@@ -48,7 +48,7 @@ render worlds-heldout 900000 "$HELD"
 train() {  # train PRESET: from nothing, or resumed from its checkpoints
     local p=$1
     [[ -f $WORK/$p/vae/config.json ]] && return
-    local resume=(); [[ -d $WORK/$p/checkpoints ]] && resume=(--resume)
+    local resume=(); has_checkpoint "$WORK/$p" && resume=(--resume)
     "${SANAWM[@]}" vae train "$WORK/worlds" --preset "$p" --frames 17 --size "$SIZE,$SIZE" --out "$WORK/$p" \
         "${TRAIN[@]}" "${resume[@]}" > "$WORK/$p.json" 2> "$WORK/$p.log"
 }
