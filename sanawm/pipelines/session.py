@@ -373,8 +373,9 @@ class WorldSession:
         def renoise(step):
             return torch.randn(shape, generator=self._renoise_gen, device=device, dtype=dtype)
 
-        graphs = False if pipe.stream_graphs is None else pipe.stream_graphs
-        chunk = ChunkSession(model, branches, guidance, cfg.kv_window, True, cfg.context_sigma, graphs)
+        chunk = ChunkSession(
+            model, branches, guidance, cfg.kv_window, True, cfg.context_sigma, pipe.stream_graphs
+        )
         chunk.states = list(s.stream_states)
         x = chunk.denoise(x, _schedule(cfg, pipe.scheduler_config), a == 0, renoise)
         context_noise = None

@@ -457,7 +457,7 @@ class WorldModelPipeline:
             on_chunk=on_chunk,
             context_sigma=cfg.context_sigma,
             context_noise=context_noise,
-            cuda_graphs=False if self.stream_graphs is None else self.stream_graphs,
+            cuda_graphs=self.stream_graphs,
         )
 
 

@@ -201,7 +201,7 @@ def sample_chunked(
     on_chunk: Callable[[int, torch.Tensor], None] | None = None,
     context_sigma: float = 0.0,
     context_noise: Callable[[int], torch.Tensor] | None = None,
-    cuda_graphs: bool | GraphedStreamStep = False,
+    cuda_graphs: bool | GraphedStreamStep | None = False,
 ) -> torch.Tensor:
     """Autoregressive chunk-by-chunk sampling with the chunk-causal network.
 
@@ -242,7 +242,8 @@ class ChunkSession:
     `cuda_graphs` (streaming only; the network on a CUDA device): run every network call through a
     `GraphedStreamStep`, which captures each call shape once as a CUDA graph and replays it (same
     results; one launch per call instead of thousands). True: a new one for this session; a
-    `GraphedStreamStep` of this model: that one, keeping the graphs it holds (e.g. across clips)."""
+    `GraphedStreamStep` of this model: that one, keeping the graphs it holds (e.g. across clips); False
+    or None: eager."""
 
     def __init__(
         self,
@@ -252,7 +253,7 @@ class ChunkSession:
         kv_window,
         streaming: bool,
         context_sigma: float = 0.0,
-        cuda_graphs: bool | GraphedStreamStep = False,
+        cuda_graphs: bool | GraphedStreamStep | None = False,
     ):
         self.model, self.branches, self.guidance = model, branches, guidance
         self.kv_window, self.streaming = kv_window, streaming
@@ -370,9 +371,12 @@ class ChunkSession:
         return tuple(self.states)
 
 
-def _stream_graphs(model, cuda_graphs: bool | GraphedStreamStep, streaming: bool) -> GraphedStreamStep | None:
-    """The `GraphedStreamStep` a session runs its network calls through, or None (eager)."""
-    if cuda_graphs is False:
+def _stream_graphs(
+    model, cuda_graphs: bool | GraphedStreamStep | None, streaming: bool
+) -> GraphedStreamStep | None:
+    """The `GraphedStreamStep` a session runs its network calls through, or None (eager: cuda_graphs
+    False or None)."""
+    if cuda_graphs is False or cuda_graphs is None:
         return None
     if not streaming:
         raise ValueError(
@@ -382,7 +386,7 @@ def _stream_graphs(model, cuda_graphs: bool | GraphedStreamStep, streaming: bool
     if cuda_graphs is True:
         return GraphedStreamStep(model)
     if not isinstance(cuda_graphs, GraphedStreamStep):
-        raise ValueError(f"cuda_graphs must be True, False or a GraphedStreamStep, got {cuda_graphs!r}")
+        raise ValueError(f"cuda_graphs must be True, False, None or a GraphedStreamStep, got {cuda_graphs!r}")
     if cuda_graphs.model is not model:
         raise ValueError(
             "cuda_graphs is a GraphedStreamStep of another model; make one of this session's model "
