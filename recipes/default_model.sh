@@ -44,7 +44,7 @@ while (( $# )); do
     shift
 done
 HERE=$(dirname "$(realpath "$0")")
-source "$HERE/lib.sh"  # SANAWM, log, has_checkpoint (its own render, below, takes the clip length and workers)
+source "$HERE/lib.sh"  # SANAWM, log, render (clip length SECONDS_, processes WORKERS), has_checkpoint
 NPROC=${NPROC:-1}
 if [[ ! $NPROC =~ ^[1-9][0-9]*$ ]]; then
     echo "NPROC=$NPROC: give the number of GPUs to train on, e.g. NPROC=8" >&2; exit 2
@@ -105,11 +105,6 @@ LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 )); 
 P3_LIMIT=${P3_MINUTES:-0}
 PHASE3=$(python3 -c "print(int(float('$P3_LIMIT') > 0))")  # 1: phase 3 runs
 
-render() {  # render NAME SEED SCENES SECONDS WORKERS
-    "${SANAWM[@]}" world render --out "$WORK/$1" --seed "$2" --scenes "$3" --seconds "$4" --size "$SIZE" \
-        --workers "$5" > "$WORK/$1.render.json"
-    touch "$WORK/$1.done"
-}
 
 cache() {  # cache NAME FRAMES
     [[ -f $WORK/latents-$1/index.json ]] && return
@@ -149,19 +144,19 @@ wait_for() {  # wait for WORK/NAME.done, which the background job writes; fail i
 }
 
 log "worlds for the VAE"
-[[ -f $WORK/worlds-vae.done || -n $GIVEN_VAE ]] || render worlds-vae 0 "$VAE_SCENES" "$VAE_SECONDS" "$WORKERS"
-[[ -f $WORK/worlds-heldout.done ]] || render worlds-heldout 900000 "$HELD_SCENES" "$VAE_SECONDS" "$WORKERS"
+[[ -n $GIVEN_VAE ]] || SECONDS_=$VAE_SECONDS render worlds-vae 0 "$VAE_SCENES"
+SECONDS_=$VAE_SECONDS render worlds-heldout 900000 "$HELD_SCENES"
 
 # The world-model clips render on the CPUs while the VAE trains on the GPU; their latents cache as
 # soon as the VAE exists, phase 2's while phase 1 trains.
 (
-    [[ -f $WORK/worlds-a.done ]] || render worlds-a 1000 "$A_SCENES" "$A_SECONDS" $((WORKERS * 5 / 6))
-    [[ -f $WORK/worlds-b.done ]] || render worlds-b 5000 "$B_SCENES" "$B_SECONDS" $((WORKERS * 5 / 6))
+    SECONDS_=$A_SECONDS WORKERS=$((WORKERS * 5 / 6)) render worlds-a 1000 "$A_SCENES"
+    SECONDS_=$B_SECONDS WORKERS=$((WORKERS * 5 / 6)) render worlds-b 5000 "$B_SCENES"
     while [[ ! -f $WORK/vae/vae/config.json || ! -f $WORK/latents-worlds-a/index.json ]]; do sleep 5; done
     cache worlds-b "$B_FRAMES"
     touch "$WORK/latents-b.done"
     if (( PHASE3 )); then
-        [[ -f $WORK/worlds-c.done ]] || render worlds-c 8000 "$C_SCENES" "$C_SECONDS" $((WORKERS * 5 / 6))
+        SECONDS_=$C_SECONDS WORKERS=$((WORKERS * 5 / 6)) render worlds-c 8000 "$C_SCENES"
         cache worlds-c "$C_FRAMES"
         touch "$WORK/latents-c.done"
     fi
