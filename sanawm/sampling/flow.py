@@ -386,7 +386,9 @@ def _stream_graphs(
     if cuda_graphs is True:
         return GraphedStreamStep(model)
     if not isinstance(cuda_graphs, GraphedStreamStep):
-        raise ValueError(f"cuda_graphs must be True, False, None or a GraphedStreamStep, got {cuda_graphs!r}")
+        raise ValueError(
+            f"cuda_graphs must be True, False or a GraphedStreamStep (None: off), got {cuda_graphs!r}"
+        )
     if cuda_graphs.model is not model:
         raise ValueError(
             "cuda_graphs is a GraphedStreamStep of another model; make one of this session's model "
