@@ -19,6 +19,9 @@
 #                 layer's first compile took 97 s)
 #   6. interp     the interpreter tests (tests/model/test_gdn_triton_interpret.py; they skip where this
 #                 Triton's interpreter cannot loop to a runtime bound)
+#   graphs (not in the default PARTS): the CUDA-graph tests of the streaming step (tests/gpu/test_cuda_graphs.py)
+#   stream720p (not in the default PARTS): bench_720p.py's 4-step 60 s streaming rollout, eager, compiled, and
+#                 replayed as CUDA graphs with the blocks eager and compiled (slow: compiles)
 # Then a short summary table (also in $OUT/summary.txt).
 set -u
 OUT="${OUT:-$PWD/out}"
@@ -66,9 +69,12 @@ for name in $PARTS; do
       streaming vae --compile-bidirectional pytorch auto --repeats 3 --out "$OUT/bench_720p_compiled.json" ;;
     compiled) part compiled 400 python3 benchmarks/bench_gdn.py --skip scan train layer_eager \
       --out "$OUT/bench_gdn_compiled.json" ;;
+    graphs) part graphs 300 python3 -m pytest -q -rs --junitxml="$OUT/graphs.xml" tests/gpu/test_cuda_graphs.py ;;
+    stream720p) part stream720p 600 python3 benchmarks/bench_720p.py --skip reference softmax vae \
+      --compile default --stream-graphs eager default --repeats 2 --out "$OUT/bench_720p_stream.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
       tests/model/test_gdn_triton_interpret.py ;;
-    *) echo "unknown part $name (parts: tests scan layer net720p compiled interp)" | tee -a "$OUT/parts.txt" ;;
+    *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p interp)" | tee -a "$OUT/parts.txt" ;;
   esac
 done
 
@@ -78,7 +84,7 @@ out = sys.argv[1]
 print("\n===== summary =====")
 parts = os.path.join(out, "parts.txt")
 print(open(parts).read().strip() if os.path.exists(parts) else "no parts ran")
-for part in ("tests", "interp"):
+for part in ("tests", "compiled_tests", "graphs", "interp"):
     log = os.path.join(out, f"{part}.log")
     if os.path.exists(log):
         lines = [l for l in open(log).read().splitlines() if re.search(r"passed|failed|error|skipped", l)]
@@ -117,9 +123,11 @@ for name in ("bench_gdn_layer.json", "bench_gdn_compiled.json"):
             print(f"| {r['case']} | {r['error']} | | |")
         else:
             print(f"| {r['case']} | {1e3*r['seconds']:.1f} | {r['first_call_s']:.1f} | {r['peak_gib']:.1f} |")
-d = load("bench_720p.json")
-if d:
-    print(f"\n720p bidirectional 60 s on {d.get('device')}:")
+for name in ("bench_720p.json", "bench_720p_compiled.json", "bench_720p_stream.json"):
+    d = load(name)
+    if not d:
+        continue
+    print(f"\n{name}, 720p 60 s on {d.get('device')}:")
     for r in d.get("cases", []):
         print(" ", r["case"], r.get("error") or f"{r['seconds']:.3f} s, peak {r.get('peak_gib', float('nan')):.1f} GiB")
     if "gdn_kernel_speedup" in d:
