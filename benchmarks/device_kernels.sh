@@ -21,7 +21,8 @@
 #                 Triton's interpreter cannot loop to a runtime bound)
 #   graphs (not in the default PARTS): the CUDA-graph tests of the streaming step (tests/gpu/test_cuda_graphs.py)
 #   stream720p (not in the default PARTS): bench_720p.py's 4-step 60 s streaming rollout, eager, compiled, and
-#                 replayed as CUDA graphs with the blocks eager and compiled (slow: compiles)
+#                 replayed as CUDA graphs with the blocks eager and compiled (slow: compiles), and the LTX-2 VAE
+#                 decode of the minute (end to end = the fastest rollout + the decode)
 # Then a short summary table (also in $OUT/summary.txt).
 set -u
 OUT="${OUT:-$PWD/out}"
@@ -70,7 +71,7 @@ for name in $PARTS; do
     compiled) part compiled 400 python3 benchmarks/bench_gdn.py --skip scan train layer_eager \
       --out "$OUT/bench_gdn_compiled.json" ;;
     graphs) part graphs 300 python3 -m pytest -q -rs --junitxml="$OUT/graphs.xml" tests/gpu/test_cuda_graphs.py ;;
-    stream720p) part stream720p 600 python3 benchmarks/bench_720p.py --skip reference softmax vae \
+    stream720p) part stream720p 600 python3 benchmarks/bench_720p.py --skip reference softmax \
       --compile default --stream-graphs eager default --repeats 2 --out "$OUT/bench_720p_stream.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
       tests/model/test_gdn_triton_interpret.py ;;
