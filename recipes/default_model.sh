@@ -78,7 +78,10 @@ if [[ -n $GIVEN_VAE && -n $FROM ]]; then echo "--vae and --continue exclude each
 if [[ -n $GIVEN_VAE && ! -f $GIVEN_VAE/config.json ]]; then
     echo "--vae $GIVEN_VAE: no config.json there; pass a SmallVideoVAE folder (e.g. WORK/<preset>/vae)" >&2; exit 2
 fi
-for batch in P1_BATCH P2_BATCH P3_BATCH; do
+P3_LIMIT=${P3_MINUTES:-0}
+PHASE3=$(python3 -c "print(int(float('$P3_LIMIT') > 0))")  # 1: phase 3 runs
+batches=(P1_BATCH P2_BATCH); (( PHASE3 )) && batches+=(P3_BATCH)
+for batch in "${batches[@]}"; do
     if (( ${!batch} % NPROC )); then
         echo "$batch=${!batch} is the global batch, split over NPROC=$NPROC ranks;" \
              "set $batch to a multiple of $NPROC" >&2
@@ -102,8 +105,6 @@ if (( NPROC > 1 )); then
            -m sanawm.cli.main train)
 fi
 LATENT_A=$(( (A_FRAMES - 1) / 8 + 1 )); LATENT_B=$(( (B_FRAMES - 1) / 8 + 1 )); LATENT_C=$(( (C_FRAMES - 1) / 8 + 1 ))
-P3_LIMIT=${P3_MINUTES:-0}
-PHASE3=$(python3 -c "print(int(float('$P3_LIMIT') > 0))")  # 1: phase 3 runs
 
 
 cache() {  # cache NAME FRAMES

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from sanawm.pipelines.world_model import WorldModelPipeline
@@ -46,12 +47,28 @@ def test_default_model_recipe_smoke_with_phase_3(tmp_path):
     assert pipe.transformer.cfg.in_channels == vae_channels
 
 
-def test_default_model_recipe_refuses_a_batch_that_does_not_split(tmp_path):
-    env = {**os.environ, "NPROC": "2", "P2_BATCH": "7", "PYTHONPATH": str(ROOT)}
+def _refusal(tmp_path, **settings) -> str:
+    """The recipe's stderr when it exits 2 before any work, with NPROC=2 and `settings` (no phase 3 unless
+    P3_MINUTES is given)."""
+    env = {k: v for k, v in os.environ.items() if k != "P3_MINUTES"}
+    env.update(NPROC="2", PYTHONPATH=str(ROOT), **settings)
     run = subprocess.run(
         ["bash", str(ROOT / "recipes/default_model.sh"), str(tmp_path / "w")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert run.returncode == 2
-    assert "P2_BATCH=7" in run.stderr and "multiple of 2" in run.stderr
+    assert run.returncode == 2, run.stderr
     assert not any((tmp_path / "w").iterdir())  # refused before any work
+    return run.stderr
+
+
+def test_default_model_recipe_refuses_a_batch_that_does_not_split(tmp_path):
+    stderr = _refusal(tmp_path, P2_BATCH="7")
+    assert "P2_BATCH=7" in stderr and "multiple of 2" in stderr
+    assert "P3_BATCH=9" in _refusal(tmp_path, P3_BATCH="9", P3_MINUTES="1")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="with 2 GPUs the recipe would start training")
+def test_default_model_recipe_ignores_phase_3_batch_without_phase_3(tmp_path):
+    """P3_BATCH is checked only when phase 3 runs: here the next check (the GPUs) is what refuses."""
+    stderr = _refusal(tmp_path, P3_BATCH="9")
+    assert "P3_BATCH" not in stderr and "GPU" in stderr
