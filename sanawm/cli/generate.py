@@ -106,8 +106,9 @@ def run(args) -> dict:
         actions = EXAMPLE_ACTIONS
         print(f'sanawm generate: no --actions or --trajectory; using --actions "{actions}"', file=sys.stderr)
     trajectory = None if args.trajectory is None else load_trajectory(args.trajectory, args.trajectory_format)
+    model = args.model if args.model is not None else DEFAULT_MODEL
     pipe = WorldModelPipeline.from_pretrained(
-        args.model if args.model is not None else DEFAULT_MODEL,
+        model,
         dtype=DTYPES[args.dtype],
         device=args.device,
         student=False if args.teacher else None,
@@ -118,7 +119,7 @@ def run(args) -> dict:
     if args.refine == "":
         if pipe.refiner is None:
             raise ValueError(
-                f"--refine without a folder uses the pipeline's own refiner, but {args.model} has no "
+                f"--refine without a folder uses the pipeline's own refiner, but {model} has no "
                 "refiner/; write one with `sanawm refine export`, or pass --refine LTX2_REFINER_FOLDER"
             )
         refiner = pipe.refiner

@@ -275,6 +275,15 @@ class WorldModelPipeline:
                     f"the refiner works on {channels}-channel latents but this model's are "
                     f"{self.transformer.cfg.in_channels}-channel; use a refiner trained for this model's VAE"
                 )
+            from ..refine.ltx2 import LTX2Refiner
+            from ..vae.ltx2 import LTX2VAE
+
+            if isinstance(refiner, LTX2Refiner) and not isinstance(self.vae, LTX2VAE):
+                raise ValueError(  # same width, another latent space (e.g. the shipped model's 128 channels)
+                    f"the LTX-2 refiner works in the LTX-2 VAE's latent space, but this model's VAE is "
+                    f"{type(self.vae).__name__}; use a refiner trained for this model's VAE (its own "
+                    "refiner/: `sanawm refine train` and `sanawm refine export`)"
+                )
         img_size = _image_size(image)
         path = self.camera_path(cfg, trajectory, actions, intrinsics, img_size)
         pixels, path = self.prepare_image(image, path, cfg)

@@ -45,8 +45,19 @@ def test_refined_generation_equals_stage1_then_refiner(reference_pipeline_folder
 
 
 def test_refiner_in_another_latent_space_is_refused(refiner_pipe):
-    pipe = WorldModelPipeline.from_pretrained()  # the shipped model: 32 latent channels, the refiner 8
-    with pytest.raises(ValueError, match="8-channel latents but this model's are 32-channel"):
+    pipe = WorldModelPipeline.from_pretrained()  # the shipped model: 128 latent channels, the refiner 8
+    with pytest.raises(ValueError, match="8-channel latents but this model's are 128-channel"):
+        pipe.generate(_image(), actions="w-8", config=_cfg("streaming"), refiner=ours(refiner_pipe))
+
+
+def test_ltx2_refiner_with_another_vae_is_refused(reference_pipeline_folder, refiner_pipe):
+    """Same width, another latent space: the LTX-2 refiner runs only behind an LTX-2 VAE's latents."""
+    from sanawm.vae.small import SMALL_VAE_PRESETS, SmallVideoVAE
+
+    pipe = WorldModelPipeline.from_pretrained(reference_pipeline_folder)
+    pipe.vae = SmallVideoVAE(SMALL_VAE_PRESETS["tiny"])
+    assert pipe.vae.latent_channels == pipe.transformer.cfg.in_channels  # the width check passes
+    with pytest.raises(ValueError, match="LTX-2 VAE's latent space, but this model's VAE is SmallVideoVAE"):
         pipe.generate(_image(), actions="w-8", config=_cfg("streaming"), refiner=ours(refiner_pipe))
 
 
