@@ -159,6 +159,11 @@ def main(argv=None) -> int:
         "graph, fused with the feature maps); last, since compiling takes minutes",
     )
     ap.add_argument("--profile", help="write the top CUDA kernels of one bidirectional call here")
+    ap.add_argument(
+        "--profile-stream",
+        help="write the top CUDA kernels of a warm 10 s eager streaming rollout here (4 steps + cache pass a "
+        "chunk), with its wall time against the GPU's busy time: where a streamed call's time goes",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -222,6 +227,8 @@ def main(argv=None) -> int:
                 "streaming_4step_graphs",
                 lambda: streaming_case(models["ours"], args, graphs=True, latents=stream_latents),
             )
+    if args.profile_stream:
+        case("profile_stream", lambda: profile_stream(models["ours"], args, args.profile_stream))
     if "vae" not in args.skip:
         case("vae_decode", lambda: vae_case(lat, device, dtype))
     summarise(result)
@@ -407,6 +414,45 @@ def profile(fn, path) -> dict:
     with open(path, "w") as f:
         f.write(table)
     return {"case": "profile", "written": path}
+
+
+def profile_stream(ours, args, path, seconds: float = 10.0) -> dict:
+    """Profile a warm eager streaming rollout of `seconds`: the kernels by GPU time, and the GPU's busy
+    time (the sum of kernel times) against the wall time. Busy time near the wall time means the stream is
+    GPU-bound (faster kernels help); far below it, launch- or host-bound (graphs help)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    schedule, guidance = FewStepSchedule(DISTILLED), Guidance(1.0)
+    weight = next(ours.parameters())
+    device, dtype = weight.device, weight.dtype
+    run = lambda: stream_run(ours, seconds, args.height, args.width, schedule, guidance, device, dtype, False)  # noqa: E731
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.inference_mode():
+        run()  # warm: the Triton kernels' first calls and the allocator
+        with torch_profile(activities=activities) as prof:
+            r = run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+    averages = prof.key_averages()
+    kernels = [e for e in averages if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_s = sum(e.self_device_time_total for e in kernels) / 1e6
+    calls = 5 * r["chunks"]
+    head = (
+        f"{seconds:g} s eager streaming rollout: {r['chunks']} chunks, {calls} network calls, wall "
+        f"{r['wall_s']:.2f} s (profiled), GPU busy {busy_s:.2f} s, {1e3 * busy_s / calls:.1f} ms of kernels "
+        f"a call, {sum(e.count for e in kernels)} kernel launches\n\n"
+    )
+    with open(path, "w") as f:
+        f.write(head + averages.table(sort_by="self_device_time_total", row_limit=60))
+    return {
+        "case": "profile_stream",
+        "written": path,
+        "wall_s": r["wall_s"],
+        "gpu_busy_s": busy_s,
+        "network_calls": calls,
+        "kernel_launches": sum(e.count for e in kernels),
+    }
 
 
 def summarise(result) -> None:

@@ -23,6 +23,8 @@
 #   stream720p (not in the default PARTS): bench_720p.py's 4-step 60 s streaming rollout, eager, compiled, and
 #                 replayed as CUDA graphs with the blocks eager and compiled (slow: compiles), and the LTX-2 VAE
 #                 decode of the minute (end to end = the fastest rollout + the decode)
+#   profile_stream (not in the default PARTS): the kernels of a warm 10 s eager streaming rollout by GPU time,
+#                 and the GPU's busy time against the wall time (profile_stream.txt)
 # Then a short summary table (also in $OUT/summary.txt).
 set -u
 OUT="${OUT:-$PWD/out}"
@@ -73,9 +75,11 @@ for name in $PARTS; do
     graphs) part graphs 300 python3 -m pytest -q -rs --junitxml="$OUT/graphs.xml" tests/gpu/test_cuda_graphs.py ;;
     stream720p) part stream720p 600 python3 benchmarks/bench_720p.py --skip reference softmax \
       --compile default --stream-graphs eager default --repeats 2 --out "$OUT/bench_720p_stream.json" ;;
+    profile_stream) part profile_stream 200 python3 benchmarks/bench_720p.py --skip reference softmax streaming \
+      vae --repeats 1 --profile-stream "$OUT/profile_stream.txt" --out "$OUT/bench_720p_profile.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
       tests/model/test_gdn_triton_interpret.py ;;
-    *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p interp)" | tee -a "$OUT/parts.txt" ;;
+    *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p profile_stream interp)" | tee -a "$OUT/parts.txt" ;;
   esac
 done
 
