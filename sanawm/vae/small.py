@@ -46,7 +46,7 @@ class SmallVAEConfig:
 SMALL_VAE_PRESETS: dict[str, SmallVAEConfig] = {
     "tiny": SmallVAEConfig(latent_channels=8, channels=(8, 16, 32, 32)),
     "small": SmallVAEConfig(latent_channels=16, channels=(32, 64, 128, 128)),
-    # The shipped default model's VAE (256² procedural worlds): 32 latent channels, so 8 frames of
+    # The VAE of default models v0 and v1 (256² procedural worlds): 32 latent channels, so 8 frames of
     # 256² RGB become 8 x 8 x 32 numbers (768x fewer; LTX-2 keeps 128 channels, 192x). Same strides as
     # LTX-2, so the default model runs the 2.6B model's exact token geometry. Decodes 60 s of video
     # in ~35 s on 2 CPU cores.
@@ -55,7 +55,7 @@ SMALL_VAE_PRESETS: dict[str, SmallVAEConfig] = {
     # candidates for a sharper default model, since at 32x space the latent width, not the network,
     # bounds reconstruction (the world model only grows its input and output projections).
     "medium-c64": SmallVAEConfig(latent_channels=64, channels=(48, 96, 128, 192)),
-    "medium-c128": SmallVAEConfig(latent_channels=128, channels=(48, 96, 128, 192)),
+    "medium-c128": SmallVAEConfig(latent_channels=128, channels=(48, 96, 128, 192)),  # the shipped v2's
     "base": SmallVAEConfig(latent_channels=16, channels=(64, 128, 256, 256), layers_per_level=2),
 }
 

@@ -16,8 +16,8 @@ def test_shipped_weights_are_small_and_load_offline():
     assert EXAMPLE_IMAGE.is_file()
 
     pipe = WorldModelPipeline.from_pretrained()  # no path: the shipped folder; nothing is downloaded
-    assert isinstance(pipe.vae, SmallVideoVAE) and pipe.vae.latent_channels == 32
-    assert pipe.transformer.cfg.in_channels == 32
+    assert isinstance(pipe.vae, SmallVideoVAE) and pipe.vae.latent_channels == 128
+    assert pipe.transformer.cfg.in_channels == 128
     cfg = pipe.generation_config()
     assert (cfg.height, cfg.width, cfg.mode, cfg.seconds) == (256, 256, "streaming", 60.0)
     shipped = json.loads((DEFAULT_MODEL / "generation.json").read_text())
