@@ -120,7 +120,9 @@ def run(args) -> dict:
         if pipe.refiner is None:
             raise ValueError(
                 f"--refine without a folder uses the pipeline's own refiner, but {model} has no "
-                "refiner/; write one with `sanawm refine export`, or pass --refine LTX2_REFINER_FOLDER"
+                "refiner/; train and write one with `sanawm refine train` and `sanawm refine export` "
+                "(recipes/refiner_default.sh), or, for a model with the LTX-2 VAE, pass --refine "
+                "LTX2_REFINER_FOLDER"
             )
         refiner = pipe.refiner
     elif args.refine is not None:

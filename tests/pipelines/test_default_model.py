@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from sanawm.pipelines import WorldModelPipeline
@@ -48,3 +49,17 @@ def test_shipped_networks_are_int8_and_load_as_float():
     assert (pipe.refiner is not None) == (DEFAULT_MODEL / "refiner").is_dir()
     teacher = WorldModelPipeline.from_pretrained(student=False)
     assert not teacher.is_student and teacher.generation_config().timesteps is None
+
+
+def test_refine_without_a_shipped_refiner_names_the_folder(tmp_path, capsys):
+    """`sanawm generate --refine` with no folder uses the model's own refiner/; when the default model has
+    none, the error names the shipped folder (not None) and how to make one, before any work."""
+    from sanawm.cli.main import main
+
+    if (DEFAULT_MODEL / "refiner").is_dir():
+        pytest.skip("the shipped model has a refiner/")
+    out = tmp_path / "x.mp4"
+    assert main(["generate", "--refine", "--seconds", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(DEFAULT_MODEL) in err and "sanawm refine export" in err and "None" not in err
+    assert not out.exists()
