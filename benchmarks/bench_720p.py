@@ -228,7 +228,7 @@ def main(argv=None) -> int:
                 lambda: streaming_case(models["ours"], args, graphs=True, latents=stream_latents),
             )
     if args.profile_stream:
-        case("profile_stream", lambda: profile_stream(models["ours"], args, args.profile_stream))
+        case("profile_stream", lambda: profile_stream(models["ours"], args, args.profile_stream, peaks))
     if "vae" not in args.skip:
         case("vae_decode", lambda: vae_case(lat, device, dtype))
     summarise(result)
@@ -416,10 +416,12 @@ def profile(fn, path) -> dict:
     return {"case": "profile", "written": path}
 
 
-def profile_stream(ours, args, path, seconds: float = 10.0) -> dict:
+def profile_stream(ours, args, path, peaks: dict | None = None, seconds: float = 10.0) -> dict:
     """Profile a warm eager streaming rollout of `seconds`: the kernels by GPU time, and the GPU's busy
     time (the sum of kernel times) against the wall time. Busy time near the wall time means the stream is
-    GPU-bound (faster kernels help); far below it, launch- or host-bound (graphs help)."""
+    GPU-bound (faster kernels help); far below it, launch- or host-bound (graphs help). With `peaks`
+    (`measure_peaks`), also the rollout's FLOPs and its floor (matmul FLOPs at the matmul peak plus
+    attention FLOPs at the attention peak), per network call, as for the bidirectional case."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -438,14 +440,7 @@ def profile_stream(ours, args, path, seconds: float = 10.0) -> dict:
     kernels = [e for e in averages if e.device_type == torch.autograd.DeviceType.CUDA]
     busy_s = sum(e.self_device_time_total for e in kernels) / 1e6
     calls = 5 * r["chunks"]
-    head = (
-        f"{seconds:g} s eager streaming rollout: {r['chunks']} chunks, {calls} network calls, wall "
-        f"{r['wall_s']:.2f} s (profiled), GPU busy {busy_s:.2f} s, {1e3 * busy_s / calls:.1f} ms of kernels "
-        f"a call, {sum(e.count for e in kernels)} kernel launches\n\n"
-    )
-    with open(path, "w") as f:
-        f.write(head + averages.table(sort_by="self_device_time_total", row_limit=60))
-    return {
+    row = {
         "case": "profile_stream",
         "written": path,
         "wall_s": r["wall_s"],
@@ -453,6 +448,25 @@ def profile_stream(ours, args, path, seconds: float = 10.0) -> dict:
         "network_calls": calls,
         "kernel_launches": sum(e.count for e in kernels),
     }
+    head = (
+        f"{seconds:g} s eager streaming rollout: {r['chunks']} chunks, {calls} network calls, wall "
+        f"{r['wall_s']:.2f} s (profiled), GPU busy {busy_s:.2f} s, {1e3 * busy_s / calls:.1f} ms of kernels "
+        f"a call, {row['kernel_launches']} kernel launches\n"
+    )
+    if peaks is not None:
+        with torch.inference_mode():
+            fl = count_flops(run)
+        total, attention = fl["total"], fl["attention"]
+        floor = (total - attention) / (peaks["matmul_tflops"] * 1e12)
+        floor += attention / (peaks["attention_tflops"] * 1e12)
+        row.update(flops=total, attention_flops=attention, floor_s=floor)
+        head += (
+            f"{total / calls / 1e12:.1f} TFLOP a call ({attention / calls / 1e12:.2f} in attention): floor "
+            f"{1e3 * floor / calls:.1f} ms a call at the measured peaks; GPU busy {busy_s / floor:.1f}x it\n"
+        )
+    with open(path, "w") as f:
+        f.write(head + "\n" + averages.table(sort_by="self_device_time_total", row_limit=60))
+    return row
 
 
 def summarise(result) -> None:
