@@ -25,14 +25,15 @@ returns the session's latents; `generate(mode="streaming")` draws the whole clip
 which lays the random numbers out differently, so its latents differ from a session's (by noise, not by
 the sampler).
 
-Decoding. Each new chunk is decoded with the previous `decode_context` latent frames as left context
-and only its own raw frames are kept (the decoder re-reads the first context latent as a causal first
-frame, so at least one context frame is needed). For a causal decoder this is exact (up to float
-summation order) once `decode_context` covers the decoder's temporal receptive field, the condition
-the tiled `VideoVAE.decode` states. For a non-causal decoder (LTX-2's) it is approximate: the last
-frames of a chunk would also depend on latents not generated yet, which streaming cannot wait for.
-Frames never depend on how the input was split into `step` calls: chunks are generated and decoded
-one at a time.
+Decoding. Each new chunk is decoded with the previous `decode_context` latent frames as left context and
+only its own raw frames are kept (the decoder re-reads the first context latent as a causal first frame,
+so at least one context frame is needed). For a causal decoder this is exact (up to float summation
+order) once `decode_context` covers the decoder's temporal receptive field, the condition the tiled
+`VideoVAE.decode` states; by default it is `vae.decode_overlap()`, which does for a VAE that knows its
+field (`SmallVideoVAE`: 10 latent frames for one block a level). For a non-causal decoder (LTX-2's) it
+is approximate: the last frames of a chunk would also depend on latents not generated yet, which
+streaming cannot wait for. Frames never depend on how the input was split into `step` calls: chunks are
+generated and decoded one at a time.
 """
 
 from __future__ import annotations
@@ -407,9 +408,12 @@ def _schedule(cfg, scheduler_config):
 
 
 def initial_state(
-    pipe, pixels, intrinsics, prompt: str, cfg, speeds=None, decode_context: int = DEFAULT_DECODE_CONTEXT
+    pipe, pixels, intrinsics, prompt: str, cfg, speeds=None, decode_context: int | None = None
 ) -> WorldState:
-    """The state before any frame: image encoded, prompts embedded, generators seeded, pose 0 = identity."""
+    """The state before any frame: image encoded, prompts embedded, generators seeded, pose 0 = identity.
+    `decode_context` None: the VAE's `decode_overlap()` (exact decoding for a causal decoder)."""
+    if decode_context is None:
+        decode_context = pipe.vae.decode_overlap()
     if decode_context < 1:
         raise ValueError(
             f"decode_context must be >= 1 latent frame (got {decode_context}): the decoder reads the first "

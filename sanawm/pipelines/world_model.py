@@ -31,7 +31,7 @@ from ..sampling import (
 )
 from ..text import Gemma2TextEncoder, NullTextEncoder, TextEncoder
 from ..vae import VideoVAE, load_vae, to_uint8_frames
-from .session import DEFAULT_DECODE_CONTEXT, WorldSession, initial_state
+from .session import WorldSession, initial_state
 
 MODES = ("bidirectional", "chunk-causal", "streaming")
 # The small model trained on procedural worlds that ships in the package (docs/model-card.md), and a
@@ -68,7 +68,9 @@ class GenerationConfig:
     kv_window: int | None = 2
     context_sigma: float = 0.0
     fov_deg: float = 60.0  # horizontal field of view used when no intrinsics are given
-    decode_tile_latent_frames: int | None = 16
+    # "auto": the VAE's `default_decode_tile` (64 latent frames for our SmallVideoVAE, 16 for LTX-2's);
+    # None: the whole clip at once. Tiles overlap by `vae.decode_overlap()`: exact for a causal decoder.
+    decode_tile_latent_frames: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +78,12 @@ class GenerationConfig:
         if self.num_frames is None and self.seconds is None:
             raise ValueError("give seconds or num_frames")
         check_context_sigma(self.context_sigma)
+        tile = self.decode_tile_latent_frames
+        if tile != "auto" and tile is not None and (not isinstance(tile, int) or tile < 2):
+            raise ValueError(
+                f"decode_tile_latent_frames must be 'auto', None (whole clip) or a number of latent frames "
+                f">= 2, got {tile!r}"
+            )
 
     def frames_wanted(self) -> int:
         n = self.num_frames if self.num_frames is not None else int(round(self.seconds * self.fps)) + 1
@@ -322,14 +330,16 @@ class WorldModelPipeline:
         intrinsics=None,
         config: GenerationConfig | None = None,
         speeds: ActionSpeeds | str | None = None,
-        decode_context: int = DEFAULT_DECODE_CONTEXT,
+        decode_context: int | None = None,
     ) -> WorldSession:
         """Start an interactive streaming session from `image` (see `sanawm.pipelines.session`).
 
         `intrinsics` are in the input image's pixels (default: `config.fov_deg`); `speeds` set how far
         key actions move ("diffusers", "streaming" or an `ActionSpeeds`); `decode_context` is how many
-        earlier latent frames each new chunk is decoded with. `config.seconds` / `num_frames` are
-        ignored: the video is as long as the actions and poses given to `step`.
+        earlier latent frames each new chunk is decoded with (None: the VAE's `decode_overlap()`, which
+        makes chunk-by-chunk decoding exact for a causal decoder of known receptive field).
+        `config.seconds` / `num_frames` are ignored: the video is as long as the actions and poses given
+        to `step`.
         """
         cfg = config if config is not None else self.generation_config(mode="streaming")
         if cfg.mode != "streaming":

@@ -153,6 +153,36 @@ class VideoVAE(nn.Module, ABC):
     @abstractmethod
     def scaling_factor(self) -> float: ...
 
+    @property
+    def decoder_receptive_field(self) -> int | None:
+        """Latent frames before a latent frame that its decoded frames can depend on (causal decoders), or
+        None where unknown. Tiled decoding with this much overlap, and streaming decoding with this much
+        left context, equal decoding the whole clip."""
+        return None
+
+    @property
+    def decodes_in_pieces(self) -> bool:
+        """Whether `decode_piece` can decode a clip piece by piece with carried state (exact, no overlap)."""
+        return False
+
+    def decode_piece(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+        """Decode raw latents that continue the pieces decoded before with the same `cache` (start with {}):
+        the first piece of k latent frames gives 8(k-1)+1 frames, each later one 8k."""
+        raise NotImplementedError(f"{type(self).__name__} cannot decode piece by piece")
+
+    @property
+    def default_decode_tile(self) -> int | None:
+        """Latent frames a tile of `decode(..., tile_latent_frames="auto")`; None: the whole clip at once."""
+        return 16
+
+    def decode_overlap(self) -> int:
+        """The overlap that makes tiled decoding exact where the receptive field is known (causal decoders),
+        else `DEFAULT_TILE_OVERLAP`."""
+        field = self.decoder_receptive_field
+        if field is None or not self.decoder_causal:
+            return DEFAULT_TILE_OVERLAP
+        return max(DEFAULT_TILE_OVERLAP, field)
+
     @abstractmethod
     def latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel (mean, std), each (C,), of the raw latents."""
@@ -275,12 +305,29 @@ class VideoVAE(nn.Module, ABC):
         self,
         latents: torch.Tensor,
         *,
-        tile_latent_frames: int | None = None,
-        overlap: int = DEFAULT_TILE_OVERLAP,
+        tile_latent_frames: int | str | None = None,
+        overlap: int | None = None,
         output_device: torch.device | str | None = None,
     ) -> torch.Tensor:
-        """Normalised latents (B, C, k+1, h, w) -> video (B, 3, 8k+1, 32h, 32w), nominally in [-1, 1]."""
+        """Normalised latents (B, C, k+1, h, w) -> video (B, 3, 8k+1, 32h, 32w), nominally in [-1, 1].
+
+        `tile_latent_frames`: None decodes the whole clip at once; "auto" takes `default_decode_tile`. A VAE
+        that `decodes_in_pieces` decodes tiles of that many latent frames one after another with carried
+        state: exact, nothing recomputed, `overlap` unused. Others decode overlapping tiles; `overlap` None
+        is `decode_overlap()`, which makes that exact for a causal decoder of known receptive field."""
         num_latent = self.check_latents(latents)
+        if tile_latent_frames == "auto":
+            tile_latent_frames = self.default_decode_tile
+        if tile_latent_frames is not None and tile_latent_frames < num_latent and self.decodes_in_pieces:
+            cache: dict = {}
+            pieces = []
+            for start in range(0, num_latent, tile_latent_frames):
+                piece = latents[:, :, start : start + tile_latent_frames].to(self.device, self.dtype)
+                out = self.decode_piece(self.denormalize(piece), cache)
+                pieces.append(out if output_device is None else out.to(output_device))
+            return torch.cat(pieces, dim=2)
+        if overlap is None:
+            overlap = self.decode_overlap()
 
         def run(tile: torch.Tensor) -> torch.Tensor:
             return self.decode_raw(self.denormalize(tile.to(self.device, self.dtype)))

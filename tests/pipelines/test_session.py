@@ -206,3 +206,26 @@ def test_decoding_as_you_go_is_exact_for_a_causal_decoder(pipe):
     whole = to_uint8_frames(video)
     assert frames.shape == whole.shape == (33, 64, 64, 3)
     assert np.abs(frames.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_default_decode_context_is_exact_for_a_causal_decoder(pipe):
+    """By default a session decodes each chunk with `vae.decode_overlap()` latent frames of context (10 for
+    the tiny SmallVideoVAE), so a clip longer than that decodes as the whole clip does; 4 frames of context
+    (the old default) do not cover the decoder's reach and visibly differ at chunk seams."""
+    from sanawm.vae.small import SMALL_VAE_PRESETS, SmallVideoVAE
+
+    torch.manual_seed(0)
+    causal = WorldModelPipeline(
+        pipe.transformer, SmallVideoVAE(SMALL_VAE_PRESETS["tiny"]).eval(), pipe.text_encoder
+    )
+    got = {}
+    for context in (None, 4):
+        session = _session(causal, decode_context=context)
+        got[context] = np.concatenate([session.step(actions="w-64"), session.step(actions="w-32,l-24")])
+        assert session.save().decode_context == (10 if context is None else 4)
+    full = _session(causal, decode_context=40)
+    frames = np.concatenate([full.step(actions="w-64"), full.step(actions="w-32,l-24")])
+    whole = to_uint8_frames(causal.vae.decode(full.save().context))
+    assert frames.shape == whole.shape == got[None].shape == (121, 64, 64, 3)
+    assert np.abs(got[None].astype(int) - whole.astype(int)).max() <= 1
+    assert np.abs(got[4].astype(int) - whole.astype(int)).max() > 1

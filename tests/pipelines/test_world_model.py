@@ -175,3 +175,12 @@ def test_cuda_graphs_wiring(reference_pipeline_folder):
     with pytest.raises(ValueError, match="mode 'streaming'"):
         pipe.sample_latents(pixels, path, "stairs", replace(cfg, mode="chunk-causal"))
     assert pipe.enable_cuda_graphs(False).stream_graphs is None
+
+
+def test_decode_tile_setting_is_checked():
+    assert GenerationConfig(seconds=1).decode_tile_latent_frames == "auto"
+    for ok in ("auto", None, 2, 64):
+        GenerationConfig(seconds=1, decode_tile_latent_frames=ok)
+    for bad in (1, 0, "16", 8.5):
+        with pytest.raises(ValueError, match="decode_tile_latent_frames must be 'auto', None"):
+            GenerationConfig(seconds=1, decode_tile_latent_frames=bad)

@@ -114,10 +114,12 @@ def test_latent_stats_normalise_the_latents():
 
 
 @pytest.mark.parametrize("decoder_causal", [True, False])
-def test_temporal_tiling(decoder_causal):
+def test_temporal_tiling(decoder_causal, monkeypatch):
     """The tiny preset's encoder reaches 11 latent frames back (85 raw frames); its decoder 10 latent
     frames back when causal, 5 each way when not. Tiled == untiled (1e-5) once the overlap covers that
-    (11; 10 or 2 x 5 + 1); below, the error falls with the overlap."""
+    (11; 10 or 2 x 5 + 1); below, the error falls with the overlap. (Overlapping tiles also for the causal
+    decoder here, which `decode` would otherwise run piece by piece.)"""
+    monkeypatch.setattr(SmallVideoVAE, "decodes_in_pieces", property(lambda self: False))
     vae = _tiny(decoder_causal=decoder_causal)
     clip = _video(8 * 15 + 1, seed=2)  # 16 latent frames, 3 tiles of 13
     with torch.no_grad():
@@ -133,3 +135,60 @@ def test_temporal_tiling(decoder_causal):
             for overlap in (1, 3)
         ]
     assert errors[0] > errors[1] > 1e-5
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_decoder_receptive_field_is_tight(layers, monkeypatch):
+    """`decoder_receptive_field` (10 latent frames for one block a level, 18 for two) is the least tile
+    overlap, and so the least streaming context, at which overlapping tiles decode as the whole clip does;
+    it is `decode_overlap()`, the overlap `decode` takes by default where it tiles."""
+    vae = _tiny(layers_per_level=layers).eval().double()
+    monkeypatch.setattr(SmallVideoVAE, "decodes_in_pieces", property(lambda self: False))  # overlapping tiles
+    field = vae.decoder_receptive_field
+    assert field == {1: 10, 2: 18}[layers] and vae.decode_overlap() == field
+    g = torch.Generator().manual_seed(3)
+    latents = torch.randn(1, vae.latent_channels, 2 * field + 6, 1, 1, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        whole = vae.decode(latents)
+
+        def error(**overlap) -> float:
+            return (vae.decode(latents, tile_latent_frames=field + 3, **overlap) - whole).abs().max().item()
+
+        exact, short = error(), error(overlap=field - 1)  # the default overlap, and one frame less
+    # float64, but the norms' scale is computed in float32: "equal" is ~1e-7 here. One frame less of
+    # overlap misses the last layers' reach: 4e-2 with one block a level, ~1e-5 with two (deeper, weaker).
+    assert exact < 1e-6 and short > 10 * exact, (exact, short)
+
+
+@pytest.mark.parametrize("pieces", [(23,), (1, 22), (4, 3, 3, 3, 3, 3, 4), (5, 1, 1, 16)])
+def test_decoder_in_pieces_equals_one_call(pieces):
+    """The causal decoder with a carried cache: any split of a clip decodes as the whole clip does."""
+    vae = _tiny().eval()
+    z = torch.randn(1, vae.latent_channels, sum(pieces), 1, 1, generator=torch.Generator().manual_seed(5))
+    cache, out, start = {}, [], 0
+    with torch.no_grad():
+        whole = vae.decoder(z)
+        for n in pieces:
+            out.append(vae.decode_piece(z[:, :, start : start + n], cache))
+            start += n
+    assert [o.shape[2] for o in out] == [8 * pieces[0] - 7] + [8 * n for n in pieces[1:]]
+    torch.testing.assert_close(torch.cat(out, 2), whole, rtol=0, atol=1e-5)
+
+
+def test_auto_decode_goes_piece_by_piece_exactly(monkeypatch):
+    """tile_latent_frames="auto": pieces of `default_decode_tile` (12) latent frames with carried state,
+    nothing decoded twice, equal to one call on the whole clip; a non-causal decoder cannot."""
+    vae = _tiny().eval()
+    calls = []
+    piece = vae.decode_piece
+    monkeypatch.setattr(vae, "decode_piece", lambda z, cache: calls.append(z.shape[2]) or piece(z, cache))
+    latents = torch.randn(1, vae.latent_channels, 30, 1, 1, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        tiled = vae.decode(latents, tile_latent_frames="auto")
+        assert calls == [12, 12, 6]
+        whole = vae.decode(latents)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+    bidirectional = _tiny(decoder_causal=False).eval()
+    assert not bidirectional.decodes_in_pieces
+    with pytest.raises(ValueError, match="causal decoder"):
+        bidirectional.decoder(latents[:, :, :3], {})
