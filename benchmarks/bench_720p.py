@@ -92,16 +92,20 @@ def measure_peaks(device) -> dict:
     return {"matmul_tflops": 2 * n**3 / t / 1e12, "attention_tflops": attn_flops / ta / 1e12}
 
 
+def floor_seconds(fl: dict, peaks: dict) -> float:
+    """The time `count_flops`'s FLOPs need at the measured peaks: matmuls at the matmul rate, attention at
+    the SDPA rate."""
+    matmul = fl["total"] - fl["attention"]
+    return matmul / (peaks["matmul_tflops"] * 1e12) + fl["attention"] / (peaks["attention_tflops"] * 1e12)
+
+
 def network_case(name, model_call, repeats, peaks, flops=True) -> dict:
     row = {"case": name}
     with torch.inference_mode():
         if flops:
             fl = count_flops(model_call)
             row["flops"], row["attention_flops"] = fl["total"], fl["attention"]
-            floor = (fl["total"] - fl["attention"]) / (peaks["matmul_tflops"] * 1e12) + fl["attention"] / (
-                peaks["attention_tflops"] * 1e12
-            )
-            row["floor_s"] = floor
+            row["floor_s"] = floor_seconds(fl, peaks)
         reset_peak()
         row["seconds"], row["all_seconds"] = cuda_time(model_call, repeats)
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -456,9 +460,7 @@ def profile_stream(ours, args, path, peaks: dict | None = None, seconds: float =
     if peaks is not None:
         with torch.inference_mode():
             fl = count_flops(run)
-        total, attention = fl["total"], fl["attention"]
-        floor = (total - attention) / (peaks["matmul_tflops"] * 1e12)
-        floor += attention / (peaks["attention_tflops"] * 1e12)
+        total, attention, floor = fl["total"], fl["attention"], floor_seconds(fl, peaks)
         row.update(flops=total, attention_flops=attention, floor_s=floor)
         head += (
             f"{total / calls / 1e12:.1f} TFLOP a call ({attention / calls / 1e12:.2f} in attention): floor "

@@ -64,7 +64,9 @@ from ..vae import to_uint8_frames
 if TYPE_CHECKING:
     from .world_model import GenerationConfig
 
-DEFAULT_DECODE_CONTEXT = 4  # latent frames of left context when decoding a new chunk
+# Left context (latent frames) of states saved before they recorded theirs; new sessions take the VAE's
+# `decode_overlap()` (exact for a causal decoder of known receptive field).
+DEFAULT_DECODE_CONTEXT = 4
 
 
 # ---- key actions from any pose ------------------------------------------------------------------

@@ -68,8 +68,9 @@ class GenerationConfig:
     kv_window: int | None = 2
     context_sigma: float = 0.0
     fov_deg: float = 60.0  # horizontal field of view used when no intrinsics are given
-    # "auto": the VAE's `default_decode_tile` (64 latent frames for our SmallVideoVAE, 16 for LTX-2's);
-    # None: the whole clip at once. Tiles overlap by `vae.decode_overlap()`: exact for a causal decoder.
+    # "auto": the VAE's `default_decode_tile`: pieces of 12 latent frames decoded one after another with
+    # carried state for our SmallVideoVAE (exact), overlapping tiles of 16 for LTX-2's (`VideoVAE.decode`);
+    # None: the whole clip at once.
     decode_tile_latent_frames: int | str | None = "auto"
 
     def __post_init__(self) -> None:
