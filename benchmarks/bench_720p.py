@@ -134,7 +134,9 @@ def main(argv=None) -> int:
     ap.add_argument("--height", type=int, default=704)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["softmax", "reference", "streaming", "vae"])
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["bidirectional", "softmax", "reference", "streaming", "vae"]
+    )
     ap.add_argument(
         "--compile",
         nargs="*",
@@ -205,7 +207,8 @@ def main(argv=None) -> int:
         guarded(rows, name, fn)
         save()  # after every case: a run cut short keeps what it measured
 
-    case("ours_bidirectional", lambda: network_case("ours_bidirectional", call_ours, args.repeats, peaks))
+    if "bidirectional" not in args.skip:  # e.g. a profile-only run (device_kernels.sh's profile_stream part)
+        case("ours_bidirectional", lambda: network_case("ours_bidirectional", call_ours, args.repeats, peaks))
     if args.gdn_baseline:
         case("ours_bidirectional_pytorch_gdn", lambda: without_gdn_kernel(call_ours, args.repeats, peaks))
     if args.profile:

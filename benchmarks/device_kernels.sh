@@ -75,8 +75,8 @@ for name in $PARTS; do
     graphs) part graphs 300 python3 -m pytest -q -rs --junitxml="$OUT/graphs.xml" tests/gpu/test_cuda_graphs.py ;;
     stream720p) part stream720p 600 python3 benchmarks/bench_720p.py --skip reference softmax \
       --compile default --stream-graphs eager default --repeats 2 --out "$OUT/bench_720p_stream.json" ;;
-    profile_stream) part profile_stream 200 python3 benchmarks/bench_720p.py --skip reference softmax streaming \
-      vae --repeats 1 --profile-stream "$OUT/profile_stream.txt" --out "$OUT/bench_720p_profile.json" ;;
+    profile_stream) part profile_stream 300 python3 benchmarks/bench_720p.py --skip bidirectional reference \
+      softmax streaming vae --repeats 1 --profile-stream "$OUT/profile_stream.txt" --out "$OUT/bench_720p_profile.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
       tests/model/test_gdn_triton_interpret.py ;;
     *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p profile_stream interp)" | tee -a "$OUT/parts.txt" ;;

@@ -24,7 +24,8 @@
 # WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE preset; the world model's latent
 # channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
 # VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
-# The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*).
+# The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*);
+# EVAL=0 leaves them out (e.g. to evaluate the int8 export on a CPU instead, as the shipped model is).
 #
 # Seeds: VAE clips 0.., phase-1 clips 1000.., phase-2 clips 5000.., held-out VAE clips 900000..;
 # `sanawm eval worlds` uses 1000000.. so nothing evaluated was trained on.
@@ -59,6 +60,8 @@ if [[ $MODE == --smoke ]]; then
     PHASE_ARGS=(--model.preset=sana-wm-micro --data.workers=0 --run.steps=2 --run.log_every=1 --run.progress=false)
     P1_BATCH=$(( NPROC > 2 ? NPROC : 2 )); P2_BATCH=$P1_BATCH; P3_BATCH=$P1_BATCH
     P1_LIMIT=1; P2_LIMIT=1
+    # continuing a real pipeline: its own architecture (the micro preset would not fit its weights)
+    [[ -n $FROM ]] && PHASE_ARGS[0]=--model.preset=null
 else
     SIZE=256; WORKERS=${WORKERS:-12}
     VAE_SCENES=${VAE_SCENES:-160}; VAE_SECONDS=3; HELD_SCENES=16
@@ -229,7 +232,7 @@ log "export"
 "${SANAWM[@]}" export "$WORK/$LAST" --vae "$WORK/vae/vae" --out "$WORK/pipeline" --overwrite > "$WORK/export.json"
 log "exported: $WORK/pipeline"
 
-if [[ $MODE != --smoke ]]; then  # held-out evaluation on the GPU (fp32, as the CPU evaluations)
+if [[ $MODE != --smoke && ${EVAL:-1} != 0 ]]; then  # held-out evaluation on the GPU (fp32, as the CPU evaluations)
     log "eval worlds"
     if [[ ! -f $WORK/eval10.json ]]; then eval10; fi  # not `||`: set -e would not reach into eval10
     [[ -f $WORK/eval60.json ]] || "${SANAWM[@]}" eval worlds --model "$WORK/pipeline" --scenes 2 --seconds 60 \

@@ -11,7 +11,8 @@
 # REF_SECONDS (default 20) sets the training rollouts' length and REF_BATCH the training batch (default: 16 at
 # 20 s, fewer clips for longer rollouts, about 60 k latent tokens a step: 8 at 60 s, ~35 GiB on the GPU);
 # REF_SCENES (default 256) the number of training worlds (each rendered, cached and rolled out once). The
-# evaluation runs as three processes, merged. --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
+# evaluation runs as three processes, merged; REF_EVAL=0 stops after the export (recipes/continue_and_refine.sh
+# evaluates on several GPUs instead). --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
 # --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
 # folder with a distilled student/ is rolled out with the student, its own default sampler).
 #
@@ -42,7 +43,7 @@ if [[ $MODE == --smoke ]]; then
 else
     # REF_SECONDS: length of the training rollouts (20 s = 41 latent frames; 60 s shows the refiner how
     # stage 1 goes wrong late in a minute, which 20 s rollouts do not: docs/model-card.md)
-    SIZE=256; WORKERS=12; SCENES=${REF_SCENES:-256}; SECONDS_=${REF_SECONDS:-20}; FRAMES=$(( SECONDS_ * 16 + 1 ))
+    SIZE=256; WORKERS=${WORKERS:-12}; SCENES=${REF_SCENES:-256}; SECONDS_=${REF_SECONDS:-20}; FRAMES=$(( SECONDS_ * 16 + 1 ))
     LATENT=$(( SECONDS_ * 2 + 1 )); BATCH=${REF_BATCH:-$(( 16 * 41 * 3 / 2 / LATENT ))}
     (( BATCH > 16 )) && [[ -z ${REF_BATCH:-} ]] && BATCH=16
     (( BATCH >= 1 )) || { echo "REF_BATCH must be >= 1" >&2; exit 2; }
@@ -82,6 +83,7 @@ if [[ ! -d $WORK/pipeline ]]; then
     mv "$WORK/pipeline.partial" "$WORK/pipeline"
 fi
 
+[[ ${REF_EVAL:-1} == 0 ]] && { log "done: $WORK/pipeline (REF_EVAL=0: no evaluation)"; exit 0; }
 log "eval: stage 1 vs stage 1 + refiner on held-out worlds"
 if [[ ! -f $WORK/eval60_refine.json ]]; then
     if [[ $MODE == --smoke ]]; then

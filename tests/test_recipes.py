@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sanawm.pipelines.world_model import WorldModelPipeline
+from sanawm.pipelines.world_model import DEFAULT_MODEL, WorldModelPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +72,26 @@ def test_default_model_recipe_ignores_phase_3_batch_without_phase_3(tmp_path):
     """P3_BATCH is checked only when phase 3 runs: here the next check (the GPUs) is what refuses."""
     stderr = _refusal(tmp_path, P3_BATCH="9")
     assert "P3_BATCH" not in stderr and "GPU" in stderr
+
+
+def _continue_and_refine(tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(ROOT / "recipes/continue_and_refine.sh"), str(tmp_path / "w"), *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_continue_and_refine_refuses_a_folder_that_is_not_a_pipeline(tmp_path):
+    (tmp_path / "empty").mkdir()
+    run = _continue_and_refine(tmp_path, str(tmp_path / "empty"), str(DEFAULT_MODEL))
+    assert run.returncode == 2 and "not a pipeline folder" in run.stderr and "empty" in run.stderr
+    assert not (tmp_path / "w").exists()  # refused before any work
+    run = _continue_and_refine(tmp_path, str(DEFAULT_MODEL), str(DEFAULT_MODEL), "--smok")
+    assert run.returncode == 2 and "unknown argument --smok" in run.stderr
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="with 2 GPUs the recipe would start training")
+def test_continue_and_refine_needs_two_gpus(tmp_path):
+    run = _continue_and_refine(tmp_path, str(DEFAULT_MODEL), str(DEFAULT_MODEL))
+    assert run.returncode == 2 and "two or more GPUs" in run.stderr
+    assert not (tmp_path / "w").exists()
