@@ -25,15 +25,19 @@ returns the session's latents; `generate(mode="streaming")` draws the whole clip
 which lays the random numbers out differently, so its latents differ from a session's (by noise, not by
 the sampler).
 
-Decoding. Each new chunk is decoded with the previous `decode_context` latent frames as left context and
-only its own raw frames are kept (the decoder re-reads the first context latent as a causal first frame,
-so at least one context frame is needed). For a causal decoder this is exact (up to float summation
-order) once `decode_context` covers the decoder's temporal receptive field, the condition the tiled
-`VideoVAE.decode` states; by default it is `vae.decode_overlap()`, which does for a VAE that knows its
-field (`SmallVideoVAE`: 10 latent frames for one block a level). For a non-causal decoder (LTX-2's) it
-is approximate: the last frames of a chunk would also depend on latents not generated yet, which
-streaming cannot wait for. Frames never depend on how the input was split into `step` calls: chunks are
-generated and decoded one at a time.
+Decoding. A VAE that `decodes_in_pieces` (`SmallVideoVAE`, causal) decodes each new chunk alone, carrying
+its causal convolutions' last input frames from chunk to chunk (`decode_piece`): exact, and nothing is
+decoded twice. That carried cache lives in the session, not in the `WorldState` (it would add megabytes to
+every saved state): a session made from a state (`restore`, `load_state`; `fork` copies the live one)
+rebuilds it once by decoding the state's `context`, the last `decode_context` latent frames, which gives
+the same cache as decoding from the start once `decode_context` covers the decoder's temporal receptive
+field — by default it is `vae.decode_overlap()`, which does (`SmallVideoVAE`: 10 latent frames for one
+block a level). Other VAEs decode each new chunk with the previous `decode_context` latent frames as left
+context and keep only its own raw frames (the decoder re-reads the first context latent as a causal first
+frame, so at least one context frame is needed): exact for a causal decoder under the same condition,
+approximate for a non-causal one (LTX-2's), whose last frames of a chunk would also depend on latents not
+generated yet, which streaming cannot wait for. Frames never depend on how the input was split into
+`step` calls: chunks are generated and decoded one at a time.
 """
 
 from __future__ import annotations
@@ -285,10 +289,14 @@ class WorldSession:
         else:
             self._context_gen.set_state(state.context_rng.cpu())
         self._state = state
+        self._decode_cache = None  # rebuilt from state.context at the next chunk (see the module docstring)
 
     def fork(self) -> WorldSession:
         """An independent session continuing from this one's current state."""
-        return WorldSession(self.pipe, self.save())
+        other = WorldSession(self.pipe, self.save())
+        if self._decode_cache is not None:  # its tensors are replaced, never written to: share them
+            other._decode_cache = dict(self._decode_cache)
+        return other
 
     @property
     def config(self):
@@ -393,9 +401,17 @@ class WorldSession:
     def _decode(self, x, context, first: bool, keep: int):
         vae = self.pipe.vae
         latents = x if first else torch.cat([context, x], 2)
-        video = vae.decode(latents.to(vae.dtype))
-        if not first:
-            video = video[:, :, -8 * x.shape[2] :]
+        if vae.decodes_in_pieces:
+            # a copy: a failed chunk leaves the session's cache as it was (entries are replaced, not written)
+            cache = {} if first or self._decode_cache is None else dict(self._decode_cache)
+            if not first and self._decode_cache is None:
+                vae.decode_piece(vae.denormalize(context.to(vae.device, vae.dtype)), cache)
+            video = vae.decode_piece(vae.denormalize(x.to(vae.device, vae.dtype)), cache)
+            self._decode_cache = cache
+        else:
+            video = vae.decode(latents.to(vae.dtype))
+            if not first:
+                video = video[:, :, -8 * x.shape[2] :]
         return to_uint8_frames(video), latents[:, :, -keep:]
 
     @staticmethod

@@ -337,8 +337,10 @@ class WorldModelPipeline:
 
         `intrinsics` are in the input image's pixels (default: `config.fov_deg`); `speeds` set how far
         key actions move ("diffusers", "streaming" or an `ActionSpeeds`); `decode_context` is how many
-        earlier latent frames each new chunk is decoded with (None: the VAE's `decode_overlap()`, which
-        makes chunk-by-chunk decoding exact for a causal decoder of known receptive field).
+        earlier latent frames the state keeps for decoding (None: the VAE's `decode_overlap()`, which
+        makes chunk-by-chunk decoding exact for a causal decoder of known receptive field): each new chunk
+        is decoded with them as left context, or, for a VAE that decodes in pieces, alone with a carried
+        cache that a restored session rebuilds from them.
         `config.seconds` / `num_frames` are ignored: the video is as long as the actions and poses given
         to `step`.
         """

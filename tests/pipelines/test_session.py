@@ -208,24 +208,59 @@ def test_decoding_as_you_go_is_exact_for_a_causal_decoder(pipe):
     assert np.abs(frames.astype(int) - whole.astype(int)).max() <= 1
 
 
-def test_default_decode_context_is_exact_for_a_causal_decoder(pipe):
-    """By default a session decodes each chunk with `vae.decode_overlap()` latent frames of context (10 for
-    the tiny SmallVideoVAE), so a clip longer than that decodes as the whole clip does; 4 frames of context
-    (the old default) do not cover the decoder's reach and visibly differ at chunk seams."""
+def _tiny_causal(pipe):
     from sanawm.vae.small import SMALL_VAE_PRESETS, SmallVideoVAE
 
     torch.manual_seed(0)
-    causal = WorldModelPipeline(
+    return WorldModelPipeline(
         pipe.transformer, SmallVideoVAE(SMALL_VAE_PRESETS["tiny"]).eval(), pipe.text_encoder
+    )
+
+
+def test_causal_decoder_decodes_each_chunk_once_and_exactly(pipe, monkeypatch):
+    """A VAE that decodes in pieces decodes each chunk alone with the carried conv cache: the frames equal
+    decoding the whole clip whatever `decode_context`, and no latent frame is decoded twice."""
+    causal = _tiny_causal(pipe)
+    decoded = []
+    piece = causal.vae.decode_piece
+    monkeypatch.setattr(
+        causal.vae, "decode_piece", lambda z, cache: decoded.append(z.shape[2]) or piece(z, cache)
     )
     got = {}
     for context in (None, 4):
+        decoded.clear()
         session = _session(causal, decode_context=context)
         got[context] = np.concatenate([session.step(actions="w-64"), session.step(actions="w-32,l-24")])
         assert session.save().decode_context == (10 if context is None else 4)
+        assert sum(decoded) == 16  # the clip's 16 latent frames, each once
     full = _session(causal, decode_context=40)
     frames = np.concatenate([full.step(actions="w-64"), full.step(actions="w-32,l-24")])
     whole = to_uint8_frames(causal.vae.decode(full.save().context))
     assert frames.shape == whole.shape == got[None].shape == (121, 64, 64, 3)
-    assert np.abs(got[None].astype(int) - whole.astype(int)).max() <= 1
-    assert np.abs(got[4].astype(int) - whole.astype(int)).max() > 1
+    for g in got.values():
+        assert np.abs(g.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_restored_session_rebuilds_the_decoder_cache_exactly(pipe, tmp_path):
+    """A session restored from a saved state (or loaded from a file) rebuilds the decoder's carried cache
+    from the state's context: with the default `decode_context` (`vae.decode_overlap()`, 10 latent frames
+    here) it continues with the frames of the uninterrupted session; with 4 (which does not cover the
+    decoder's reach) the frames after the restore visibly differ. A fork shares its parent's cache."""
+    causal = _tiny_causal(pipe)
+    got, first = {}, {}
+    for context in (None, 4):
+        session = _session(causal, decode_context=context)
+        session.step(actions="w-96")  # 13 latent frames: more than the context
+        state = session.save()
+        first[context] = session.step(actions="w-24,l-24")  # uninterrupted
+        save_state(state, tmp_path / "world.pt")
+        restored = _session(causal, decode_context=context)
+        restored.restore(load_state(tmp_path / "world.pt"))
+        got[context] = restored.step(actions="w-24,l-24")
+    assert np.abs(got[None].astype(int) - first[None].astype(int)).max() <= 1
+    assert np.abs(got[4].astype(int) - first[4].astype(int)).max() > 1
+    session = _session(causal)
+    session.step(actions="w-40")
+    fork = session.fork()
+    assert fork._decode_cache is not None and fork._decode_cache is not session._decode_cache
+    assert np.array_equal(fork.step(actions="l-32"), session.step(actions="l-32"))
