@@ -15,8 +15,9 @@
 # FROM: the pipeline folder the world model continues from (bf16/fp32 transformer); PIPELINE: the stage 1 the
 # refiner learns to correct (the shipped int8 folder). The refiner fits PIPELINE's stage 1, not the one trained
 # beside it: v2's refiner, made by this recipe, hurt v3 (its continuation) from 5 s on (docs/model-card.md).
-# To ship both, train the refiner on the new stage 1 afterwards (recipes/refiner_default.sh --pipeline NEW). Each recipe's environment settings pass through
-# (P1_MINUTES, C_SCENES, REF_SECONDS, REF_MINUTES, ...); S1_WORKERS / REF_WORKERS set their render processes.
+# To ship both, train the refiner on the new stage 1 afterwards (recipes/refiner_default.sh --pipeline NEW).
+# Each recipe's environment settings pass through (P1_MINUTES, C_SCENES, REF_SECONDS, REF_MINUTES, ...);
+# S1_WORKERS / REF_WORKERS set their render processes.
 # WORK/return/ gathers what comes back: logs, metrics, the new transformer (bf16), the refiner (int8), the
 # evaluation (eval60_refine.json, its plot and one scene pair's sheets).
 set -uo pipefail
