@@ -405,8 +405,8 @@ class WorldSession:
             # a copy: a failed chunk leaves the session's cache as it was (entries are replaced, not written)
             cache = {} if first or self._decode_cache is None else dict(self._decode_cache)
             if not first and self._decode_cache is None:
-                vae.decode_piece(vae.denormalize(context.to(vae.device, vae.dtype)), cache)
-            video = vae.decode_piece(vae.denormalize(x.to(vae.device, vae.dtype)), cache)
+                vae.decode_next_piece(context, cache)
+            video = vae.decode_next_piece(x, cache)
             self._decode_cache = cache
         else:
             video = vae.decode(latents.to(vae.dtype))

@@ -170,6 +170,10 @@ class VideoVAE(nn.Module, ABC):
         the first piece of k latent frames gives 8(k-1)+1 frames, each later one 8k."""
         raise NotImplementedError(f"{type(self).__name__} cannot decode piece by piece")
 
+    def decode_next_piece(self, latents: torch.Tensor, cache: dict) -> torch.Tensor:
+        """`decode_piece` of normalised latents (as `decode` takes them) on the VAE's device and dtype."""
+        return self.decode_piece(self.denormalize(latents.to(self.device, self.dtype)), cache)
+
     @property
     def default_decode_tile(self) -> int | None:
         """Latent frames a tile of `decode(..., tile_latent_frames="auto")`; None: the whole clip at once."""
@@ -322,8 +326,7 @@ class VideoVAE(nn.Module, ABC):
             cache: dict = {}
             pieces = []
             for start in range(0, num_latent, tile_latent_frames):
-                piece = latents[:, :, start : start + tile_latent_frames].to(self.device, self.dtype)
-                out = self.decode_piece(self.denormalize(piece), cache)
+                out = self.decode_next_piece(latents[:, :, start : start + tile_latent_frames], cache)
                 pieces.append(out if output_device is None else out.to(output_device))
             return torch.cat(pieces, dim=2)
         if overlap is None:
