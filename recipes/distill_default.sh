@@ -4,12 +4,14 @@
 # self-forcing DMD -> a pipeline folder WORK/pipeline (the teacher's, plus student/).
 #
 #   recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N]
+#                              [--ode-lr LR] [--dmd-lr LR]
 #
 # Every stage writes under WORK and is skipped when its output is complete; the two training stages are
 # time-boxed (run.time_limit_minutes) and resume from their checkpoints, so a rerun continues. --smoke
 # runs the same chain at toy scale (two 64-pixel clips, a few steps) to check it end to end on a CPU.
 # --teacher PIPELINE distils another pipeline folder (default: the model shipped in the package).
-# --ode-minutes / --dmd-minutes box the two trainings (defaults 20 and 8). The first run (5 minutes of ODE,
+# --ode-minutes / --dmd-minutes box the two trainings (defaults 20 and 8); --ode-lr / --dmd-lr override the
+# student's learning rate of each stage (the presets' 1e-4 and 1e-5; the critic's keeps twice the student's). The first run (5 minutes of ODE,
 # 138 steps) moved the weights 1% from the teacher: its student sampled like the teacher with a 4-step
 # sampler, camera gain included (docs/model-card.md). Both stages log the camera probe
 # (camera_gap_{student,teacher} in metrics.jsonl); its first and last rows go to WORK/recipe.log.
@@ -17,16 +19,20 @@
 # Seeds: condition clips 20000..; `sanawm eval worlds` uses 1000000.., so nothing evaluated was seen.
 set -euo pipefail
 
-WORK=${1:?usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N]}
+USAGE="usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N] [--ode-lr LR] [--dmd-lr LR]"
+WORK=${1:?$USAGE}
 shift
-MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8
+MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8; LR_ODE=(); LR_DMD=()
 while (( $# )); do
     case $1 in
         --smoke) MODE=--smoke ;;
         --teacher) TEACHER=$(realpath "${2:?--teacher needs a pipeline folder}"); shift ;;
         --ode-minutes) ODE_MINUTES=${2:?--ode-minutes needs a number}; shift ;;
         --dmd-minutes) DMD_MINUTES=${2:?--dmd-minutes needs a number}; shift ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
+        --ode-lr) LR_ODE=(--optim.lr="${2:?--ode-lr needs a learning rate}"); shift ;;
+        --dmd-lr) lr=${2:?--dmd-lr needs a learning rate}; shift
+                  LR_DMD=(--optim.lr="$lr" --dmd.critic_optim.lr="$(python3 -c "print(2 * float('$lr'))")") ;;
+        *) echo "unknown argument $1; $USAGE" >&2; exit 2 ;;
     esac
     shift
 done
@@ -80,11 +86,11 @@ stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed dist
 }
 log "ODE regression (trajectories first)"
 stage ode distill-ode-default "$ODE_LIMIT" --data.path="$WORK/latents-$ODE_FRAMES" \
-    --ode.dataset="$WORK/trajectories" "${ODE_ARGS[@]}"
+    --ode.dataset="$WORK/trajectories" "${ODE_ARGS[@]}" "${LR_ODE[@]}"
 camera_log "$WORK/ode"
 log "self-forcing DMD"
 stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$WORK/latents-$DMD_FRAMES" \
-    --student.init_from="$WORK/ode" "${DMD_ARGS[@]}"
+    --student.init_from="$WORK/ode" "${DMD_ARGS[@]}" "${LR_DMD[@]}"
 camera_log "$WORK/dmd"
 
 # WORK/pipeline appears last, once the student has generated from it (recipes/device_watch.sh waits for it)
