@@ -2,10 +2,12 @@
 # One host with N >= 2 GPUs, two trainings at once and one evaluation spread over every GPU:
 #   GPUs 0..N-2  the world model trains on (recipes/default_model.sh WORK/stage1 --continue FROM --keep-vae,
 #                NPROC=N-1, EVAL=0: its export is evaluated in int8 on a CPU, as the shipped model is);
-#   GPU N-1      a refiner for PIPELINE (recipes/refiner_default.sh WORK/refiner --pipeline PIPELINE, REF_EVAL=0),
-#                stored in int8 as it would ship, then its 60 s evaluation (stage 1 against stage 1 + refiner,
-#                20 held-out scenes) as a queue of 2-scene parts: EVAL_WORKERS [2] workers on GPU N-1 at once,
-#                and one more on each other GPU once the world model's recipe is done; merged at the end.
+#   GPU N-1      a refiner for PIPELINE (recipes/refiner_default.sh WORK/refiner --pipeline PIPELINE, REF_EVAL=0;
+#                the refiner is exported in int8, as it would ship), then its 60 s evaluation (stage 1 against
+#                stage 1 + refiner, 20 held-out scenes) as a queue of 2-scene parts: EVAL_WORKERS [2] workers on
+#                GPU N-1 at once, and one more on each other GPU once the world model's recipe is done; merged at
+#                the end. Each worker runs with EVAL_THREADS [4] CPU threads: with torch's default (every core)
+#                ten workers on 64 cores put the load average at 300.
 #   PRE (a command, optional) runs on GPU N-1 beside the refiner's rendering (e.g. the kernel benchmarks).
 #
 #   recipes/continue_and_refine.sh WORK FROM PIPELINE [--smoke]
@@ -63,14 +65,12 @@ worker() {  # worker GPU: take 2-scene parts (an even seed offset each, so paths
     for i in $(seq 0 $(( PARTS - 1 ))); do
         mkdir "$WORK/evalq/claim.$i" 2> /dev/null || continue
         local extra=(); (( i == 0 )) && extra=(--sheets "$WORK/evalq/sheets")
-        "${SANAWM[@]}" eval worlds --model "$WORK/refiner/pipeline" "${ARGS[@]}" --device "${DEVICE[$g]}" \
-            --seed-offset $(( 1000000 + 2 * i )) --out "$WORK/evalq/$i.json" "${extra[@]}" \
+        OMP_NUM_THREADS=${EVAL_THREADS:-4} "${SANAWM[@]}" eval worlds --model "$WORK/refiner/pipeline" "${ARGS[@]}" \
+            --device "${DEVICE[$g]}" --seed-offset $(( 1000000 + 2 * i )) --out "$WORK/evalq/$i.json" "${extra[@]}" \
             > "$WORK/evalq/$i.md" 2> "$WORK/evalq/$i.log" || log "eval part $i failed (GPU $g)"
     done
 }
 if (( REF_RC == 0 )); then
-    python3 -c "from sanawm.model.int8 import quantize_folder as q; print(q('$WORK/refiner/pipeline', skip_int8=True))" \
-        >> "$WORK/recipe.log" 2>&1
     log "evaluation: ${EVAL_WORKERS:-2} workers on GPU $LAST"
     pids=()
     for _ in $(seq "${EVAL_WORKERS:-2}"); do worker "$LAST" & pids+=($!); done

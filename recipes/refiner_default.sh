@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train the small stage-2 refiner of the shipped default model (README, Refiner): procedural world clips ->
 # a latent cache (ground truth + cameras) -> stage-1 rollouts of the pipeline (pairs) -> truncated-σ flow
-# matching from the stage-1 weights -> WORK/pipeline (the pipeline folder plus refiner/) -> a 60 s
-# evaluation of stage 1 against stage 1 + refiner on held-out worlds (WORK/eval60_refine.json).
+# matching from the stage-1 weights -> WORK/pipeline (the pipeline folder plus refiner/, stored in int8 as it
+# ships) -> a 60 s evaluation of stage 1 against stage 1 + refiner on held-out worlds (WORK/eval60_refine.json).
 #
 #   recipes/refiner_default.sh WORK [--smoke] [--pipeline PIPELINE]
 #
@@ -78,7 +78,7 @@ fi
 log "export"
 if [[ ! -d $WORK/pipeline ]]; then
     rm -rf "$WORK/pipeline.partial"
-    "${SANAWM[@]}" refine export "$WORK/refiner" --pipeline "$PIPE" --out "$WORK/pipeline.partial" \
+    "${SANAWM[@]}" refine export "$WORK/refiner" --pipeline "$PIPE" --out "$WORK/pipeline.partial" --int8 \
         > "$WORK/export.json"
     mv "$WORK/pipeline.partial" "$WORK/pipeline"
 fi

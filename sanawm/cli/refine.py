@@ -25,6 +25,12 @@ def add_parser(sub) -> None:
     )
     e.add_argument("--pipeline", required=True, help="the stage-1 pipeline folder")
     add_output_arguments(e)
+    e.add_argument(
+        "--int8",
+        action="store_true",
+        help="store the refiner in int8 (and the stage-1 copy unless it already is): about half of bf16, "
+        "as the shipped default model; sanawm loads them, diffusers does not",
+    )
     e.set_defaults(run=run_export)
 
 
@@ -56,5 +62,6 @@ def run_export(args) -> dict:
         weights=args.weights,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        int8=args.int8,
     )
     return {"out": str(out), "refiner_megabytes": folder_megabytes(out / "refiner")}

@@ -237,9 +237,14 @@ class RefinerTrainer(_Distiller):
         return {"loss": loss.item(), "grad_norm": norm.item()}
 
 
-def export_refiner(run, pipeline, out, *, weights: str = "ema", dtype: str = "bf16", overwrite=False) -> Path:
-    """Write `out`: the pipeline folder plus refiner/ (transformer/ + refiner.json) from a refiner run."""
+def export_refiner(
+    run, pipeline, out, *, weights: str = "ema", dtype: str = "bf16", overwrite=False, int8: bool = False
+) -> Path:
+    """Write `out`: the pipeline folder plus refiner/ (transformer/ + refiner.json) from a refiner run.
+    `int8`: the refiner's large weights in int8 (`sanawm.model.int8`, as the shipped default model stores
+    its transformers), and the stage-1 copy too unless it is int8 already."""
     from ..model.diffusers_compat import save_diffusers
+    from ..model.int8 import quantize_folder
     from ..pipelines.export import DTYPES, publish_folder
 
     pipeline, out = Path(pipeline), Path(out)
@@ -255,7 +260,9 @@ def export_refiner(run, pipeline, out, *, weights: str = "ema", dtype: str = "bf
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(pipeline, tmp, ignore=shutil.ignore_patterns("refiner"))
-    save_diffusers(net.to(DTYPES[dtype]), tmp / "refiner" / "transformer")
+    save_diffusers(net.to(DTYPES[dtype]), tmp / "refiner" / "transformer", int8=int8)
+    if int8:
+        quantize_folder(tmp, skip_int8=True)
     spec = {
         "sigmas": [float(s) for s in cfg.refiner.sigmas],
         "block_size": cfg.refiner.block_size,

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from sanawm.cli.main import main
+from sanawm.model.int8 import file_is_int8
 from sanawm.pipelines import WorldModelPipeline
 from sanawm.refine.pairs import PairDataset, build_pairs, clip_seed
 from sanawm.refine.train import refiner_chunks, truncated_flow_inputs
@@ -109,8 +110,21 @@ def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsy
         )
         == 0
     )
+    plain = json.loads(capsys.readouterr().out)
     pipe = WorldModelPipeline.from_pretrained(out)
     assert pipe.refiner is not None and pipe.refiner.schedule.block_size == 3
+    # --int8: the refiner (and the stage-1 copy) as the shipped model stores them; same weights to int8 error
+    out8 = tmp_path / "pipe8"
+    export = ["refine", "export", str(run), "--pipeline", str(reference_pipeline_folder), "--dtype", "fp32"]
+    assert main([*export, "--out", str(out8), "--int8"]) == 0
+    assert json.loads(capsys.readouterr().out)["refiner_megabytes"] < plain["refiner_megabytes"]
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    assert file_is_int8(out8 / "refiner" / weights) and file_is_int8(out8 / weights)
+    assert not file_is_int8(reference_pipeline_folder / weights)  # the source folder is untouched
+    exact, int8 = pipe.refiner.transformer.state_dict(), WorldModelPipeline.from_pretrained(out8).refiner
+    for name, value in int8.transformer.state_dict().items():
+        norm = torch.linalg.vector_norm
+        assert norm(value - exact[name]) <= 0.02 * norm(exact[name]) + 1e-6, name
     image = tmp_path / "first.png"
     _image().save(image)
     args = [
