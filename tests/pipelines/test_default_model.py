@@ -1,8 +1,8 @@
 """The default model shipped in the package: it is there, small, loads offline and follows its defaults."""
 
 import json
+import shutil
 
-import pytest
 import torch
 
 from sanawm.pipelines import WorldModelPipeline
@@ -51,15 +51,18 @@ def test_shipped_networks_are_int8_and_load_as_float():
     assert not teacher.is_student and teacher.generation_config().timesteps is None
 
 
-def test_refine_without_a_shipped_refiner_names_the_folder(tmp_path, capsys):
+def test_refine_without_a_shipped_refiner_names_the_folder(tmp_path, capsys, monkeypatch):
     """`sanawm generate --refine` with no folder uses the model's own refiner/; when the default model has
-    none, the error names the shipped folder (not None) and how to make one, before any work."""
+    none (a copy of the shipped one without refiner/ stands in), the error names the default folder (not
+    None) and how to make one, before any work."""
+    import sanawm.pipelines.world_model as world_model
     from sanawm.cli.main import main
 
-    if (DEFAULT_MODEL / "refiner").is_dir():
-        pytest.skip("the shipped model has a refiner/")
+    bare = tmp_path / "default-model"
+    shutil.copytree(DEFAULT_MODEL, bare, ignore=shutil.ignore_patterns("refiner"))
+    monkeypatch.setattr(world_model, "DEFAULT_MODEL", bare)
     out = tmp_path / "x.mp4"
     assert main(["generate", "--refine", "--seconds", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert str(DEFAULT_MODEL) in err and "sanawm refine export" in err and "None" not in err
+    assert str(bare) in err and "sanawm refine export" in err and "None" not in err
     assert not out.exists()
