@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Distil the shipped default model into a 4-step autoregressive student (README, Distillation):
-# procedural world clips -> latent caches (conditions: first frame, cameras) -> ODE regression ->
-# self-forcing DMD -> a pipeline folder WORK/pipeline (the teacher's, plus student/).
+# procedural world clips -> latent caches (conditions: first frame, cameras) -> the teacher's ODE
+# trajectories -> ODE regression -> self-forcing DMD -> a pipeline folder WORK/pipeline (the teacher's,
+# plus student/).
 #
 #   recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N]
-#                              [--ode-lr LR] [--dmd-lr LR]
+#                              [--ode-lr LR] [--dmd-lr LR] [--shared DATA]
 #
 # Every stage writes under WORK and is skipped when its output is complete; the two training stages are
 # time-boxed (run.time_limit_minutes) and resume from their checkpoints, so a rerun continues. --smoke
 # runs the same chain at toy scale (two 64-pixel clips, a few steps) to check it end to end on a CPU.
 # --teacher PIPELINE distils another pipeline folder (default: the model shipped in the package).
 # --ode-minutes / --dmd-minutes box the two trainings (defaults 20 and 8); --ode-lr / --dmd-lr override the
-# student's learning rate of each stage (the presets' 1e-4 and 1e-5; the critic's keeps twice the student's). The first run (5 minutes of ODE,
-# 138 steps) moved the weights 1% from the teacher: its student sampled like the teacher with a 4-step
-# sampler, camera gain included (docs/model-card.md). Both stages log the camera probe
-# (camera_gap_{student,teacher} in metrics.jsonl); its first and last rows go to WORK/recipe.log.
+# student's learning rate of each stage (the presets' 1e-4 and 1e-5; the critic's follows at twice the
+# student's). --shared DATA keeps the clips, latent caches and trajectories in DATA instead of WORK, made
+# under a lock by whichever run gets there first: several students of one teacher (other rates, other
+# lengths) then share one preparation (recipes/distill_sweep.sh). The first run (5 minutes of ODE, 138
+# steps) moved the weights 1% from the teacher: its student sampled like the teacher with a 4-step sampler,
+# camera gain included (docs/model-card.md). Both stages log the camera probe (camera_gap_{student,teacher}
+# in metrics.jsonl); its first and last rows go to WORK/recipe.log.
 #
 # Seeds: condition clips 20000..; `sanawm eval worlds` uses 1000000.., so nothing evaluated was seen.
 set -euo pipefail
 
-USAGE="usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N] [--ode-lr LR] [--dmd-lr LR]"
+USAGE="usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N] \
+[--ode-lr LR] [--dmd-lr LR] [--shared DATA]"
 WORK=${1:?$USAGE}
 shift
-MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8; LR_ODE=(); LR_DMD=()
+MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8; LR_ODE=(); LR_DMD=(); DATA=""
 while (( $# )); do
     case $1 in
         --smoke) MODE=--smoke ;;
@@ -32,6 +37,7 @@ while (( $# )); do
         --ode-lr) LR_ODE=(--optim.lr="${2:?--ode-lr needs a learning rate}"); shift ;;
         --dmd-lr) lr=${2:?--dmd-lr needs a learning rate}; shift
                   LR_DMD=(--optim.lr="$lr" --dmd.critic_optim.lr="$(python3 -c "print(2 * float('$lr'))")") ;;
+        --shared) DATA=${2:?--shared needs a folder}; shift ;;
         *) echo "unknown argument $1; $USAGE" >&2; exit 2 ;;
     esac
     shift
@@ -40,6 +46,8 @@ HERE=$(dirname "$(realpath "$0")")
 source "$HERE/lib.sh"
 [[ -n $TEACHER ]] || TEACHER=$(default_pipeline)
 mkdir -p "$WORK"
+[[ -n $DATA ]] || DATA=$WORK
+mkdir -p "$DATA"; DATA=$(realpath "$DATA")
 camera_log() {  # camera_log RUN: the camera probe's first and last rows (does the student keep the camera?)
     log "$(basename "$1") camera probe: $(python3 -m sanawm.distill.diagnostics "$1/metrics.jsonl")"
 }
@@ -61,19 +69,38 @@ else
     DMD_ARGS=()
     ODE_LIMIT=$ODE_MINUTES; DMD_LIMIT=$DMD_MINUTES; CHECK_SECONDS=60
 fi
+# the ODE stage's settings that identify its trajectories (the same for every run sharing DATA)
+TRAJ=(distill-ode-default --teacher.path="$TEACHER" --data.size="$SIZE,$SIZE" --data.path="$DATA/latents-$ODE_FRAMES"
+      --ode.dataset="$DATA/trajectories" "${COMMON[@]}" "${ODE_ARGS[@]}")
 
 log "teacher: $TEACHER"
-log "condition clips"
-render worlds 20000 "$SCENES"
-
+[[ $DATA != "$(realpath "$WORK")" ]] && log "clips, latent caches and trajectories: $DATA (shared)"
 cache() {  # cache FRAMES: latents of the teacher's VAE (only frame 0 is read) with camera inputs
-    [[ -f $WORK/latents-$1/index.json ]] && return
-    "${SANAWM[@]}" cache-latents "$WORK/worlds" --vae "$TEACHER/vae" --frames "$1" --size "$SIZE,$SIZE" \
-        --windows-per-clip "$WINDOWS" --workers 8 --batch-size 8 --out "$WORK/latents-$1" --no-progress > "$WORK/latents-$1.json"
+    [[ -f $DATA/latents-$1/index.json ]] && return
+    "${SANAWM[@]}" cache-latents "$DATA/worlds" --vae "$TEACHER/vae" --frames "$1" --size "$SIZE,$SIZE" \
+        --windows-per-clip "$WINDOWS" --workers 8 --batch-size 8 --out "$DATA/latents-$1" --no-progress \
+        > "$DATA/latents-$1.json"
 }
-log "latent caches"
-cache "$ODE_FRAMES"
-cache "$DMD_FRAMES"
+prepare() {  # clips, caches and trajectories into DATA, each skipped once complete
+    log "condition clips"
+    (WORK=$DATA; render worlds 20000 "$SCENES")
+    log "latent caches"
+    cache "$ODE_FRAMES"
+    cache "$DMD_FRAMES"
+    log "teacher trajectories"
+    [[ -f $DATA/trajectories.done ]] || {
+        "${SANAWM[@]}" distill trajectories "${TRAJ[@]}" --run.out_dir="$WORK/ode" > "$DATA/trajectories.json"
+        touch "$DATA/trajectories.done"
+    }
+}
+if command -v flock > /dev/null; then  # one run prepares; the others wait, then find it done
+    exec 9> "$DATA/.prepare.lock"
+    flock 9
+    prepare
+    flock -u 9
+else
+    prepare
+fi
 
 stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed distillation stage
     local name=$1 preset=$2 limit=$3; shift 3
@@ -84,19 +111,19 @@ stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed dist
         "${COMMON[@]}" "$@" > "$WORK/$name.json"
     touch "$WORK/$name.done"
 }
-log "ODE regression (trajectories first)"
-stage ode distill-ode-default "$ODE_LIMIT" --data.path="$WORK/latents-$ODE_FRAMES" \
-    --ode.dataset="$WORK/trajectories" "${ODE_ARGS[@]}" "${LR_ODE[@]}"
+log "ODE regression"
+stage ode distill-ode-default "$ODE_LIMIT" --data.path="$DATA/latents-$ODE_FRAMES" \
+    --ode.dataset="$DATA/trajectories" "${ODE_ARGS[@]}" "${LR_ODE[@]}"
 camera_log "$WORK/ode"
 log "self-forcing DMD"
-stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$WORK/latents-$DMD_FRAMES" \
+stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$DATA/latents-$DMD_FRAMES" \
     --student.init_from="$WORK/ode" "${DMD_ARGS[@]}" "${LR_DMD[@]}"
 camera_log "$WORK/dmd"
 
 # WORK/pipeline appears last, once the student has generated from it (recipes/device_watch.sh waits for it)
 log "export"
 rm -rf "$WORK/pipeline.partial"
-"${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$TEACHER" --out "$WORK/pipeline.partial" \
+"${SANAWM[@]}" distill export "$WORK/dmd" --pipeline "$TEACHER" --out "$WORK/pipeline.partial" --int8 \
     > "$WORK/export.json"
 log "check: the student generates ${CHECK_SECONDS} s"
 "${SANAWM[@]}" generate --model "$WORK/pipeline.partial" --seconds "$CHECK_SECONDS" --height "$SIZE" \

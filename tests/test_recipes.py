@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from sanawm.pipelines.world_model import DEFAULT_MODEL, WorldModelPipeline
@@ -94,4 +95,42 @@ def test_continue_and_refine_refuses_a_folder_that_is_not_a_pipeline(tmp_path):
 def test_continue_and_refine_needs_two_gpus(tmp_path):
     run = _continue_and_refine(tmp_path, str(DEFAULT_MODEL), str(DEFAULT_MODEL))
     assert run.returncode == 2 and "two or more GPUs" in run.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_distill_sweep_smoke_prepares_once_and_summarises(tmp_path):
+    """Two students of the shipped model from one shared preparation (clips, caches, trajectories built by
+    whichever starts first, under a lock), then both and teacher4 evaluated and summarised."""
+    work = tmp_path / "w"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        ["bash", str(ROOT / "recipes/distill_sweep.sh"), str(work), "--smoke", "3e-4", "1e-3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    data = work / "data"
+    assert (data / "trajectories.done").is_file() and not (work / "lr-3e-4" / "worlds").exists()
+    for lr in ("3e-4", "1e-3"):
+        ode = yaml.safe_load((work / f"lr-{lr}" / "ode" / "config.yaml").read_text())
+        assert ode["ode"]["dataset"] == str(data / "trajectories") and ode["optim"]["lr"] == float(lr)
+        assert (work / f"lr-{lr}" / "pipeline" / "student" / "transformer").is_dir()
+    rows = (work / "summary.md").read_text().splitlines()
+    rows = [r for r in rows if r.startswith("| lr-") or r.startswith("| teacher4")]
+    assert [r.split("|")[1].strip() for r in rows] == ["lr-3e-4", "lr-1e-3", "teacher4"]
+    assert all("missing" not in r for r in rows)
+
+
+def test_distill_sweep_refuses_bad_arguments(tmp_path):
+    def sweep(*args):
+        return subprocess.run(
+            ["bash", str(ROOT / "recipes/distill_sweep.sh"), str(tmp_path / "w"), *args],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    run = sweep("--smoke")
+    assert run.returncode == 2 and "no ODE learning rate" in run.stderr
+    run = sweep("--smoke", "fast")
+    assert run.returncode == 2 and "fast is not a learning rate" in run.stderr
+    run = sweep("--smoke", "--teacher", str(tmp_path), "1e-4")
+    assert run.returncode == 2 and "not a pipeline folder" in run.stderr
     assert not (tmp_path / "w").exists()

@@ -1,4 +1,5 @@
-"""`sanawm distill ode|dmd CONFIG [--section.key=value ...] [--resume]` and `sanawm distill export`:
+"""`sanawm distill ode|dmd CONFIG [--section.key=value ...] [--resume]`, `sanawm distill trajectories CONFIG`
+(the ODE stage's teacher trajectories only) and `sanawm distill export`:
 a few-step autoregressive student from a multi-step teacher (README, Distillation)."""
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ def add_parser(sub) -> None:
         )
         add_config_arguments(s, presets)
         s.set_defaults(run=run_stage)
+    t = stages.add_parser(
+        "trajectories",
+        help="build the ODE stage's teacher trajectories only (no training)",
+        description="Build (or finish) the teacher trajectory folder of an ODE config (ode.dataset, default "
+        "RUN/trajectories) and stop. Runs of other learning rates or lengths with the same teacher, data, "
+        "seed and student timesteps accept the folder as theirs (--ode.dataset=...), so one build serves "
+        "several students.",
+    )
+    add_config_arguments(t, presets)
+    t.set_defaults(run=run_trajectories)
     e = stages.add_parser(
         "export",
         help="write a pipeline folder: the teacher's plus the student in student/",
@@ -48,6 +59,21 @@ def add_parser(sub) -> None:
         "already is): about half of bf16; sanawm loads them, diffusers does not",
     )
     e.set_defaults(run=run_export)
+
+
+def run_trajectories(args) -> dict:
+    from pathlib import Path
+
+    from ..distill.config import load_distill_config
+    from ..distill.trainer import OdeDistiller
+    from ..training.checkpoint import latest_checkpoint
+
+    overrides, _ = overrides_and_resume(args)
+    cfg = load_distill_config(args.config, overrides)
+    # building trajectories never trains: a run folder with checkpoints is fine
+    resume = latest_checkpoint(Path(cfg.run.out_dir) / "checkpoints") is not None
+    folder = OdeDistiller(cfg, resume=resume).build()
+    return {"trajectories": str(folder), "samples": cfg.ode.samples}
 
 
 def run_stage(args) -> dict:

@@ -187,3 +187,25 @@ def test_export_int8_stores_student_and_teacher_copy_in_int8(runs, teacher_pipel
     assert main([*base[:3], f"--pipeline={out}", f"--out={tmp_path / 'again'}", "--int8"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["weights"][files[0]] == report["weights"][files[0]]
+
+
+def test_trajectories_alone_then_students_of_other_rates_share_them(runs, teacher_pipeline, tmp_path, capsys):
+    """`distill trajectories` builds the ODE stage's folder and trains nothing; an ODE run of another learning
+    rate takes the folder as it is (the same trajectories as a run that built its own); other settings are
+    refused with the fix named."""
+    folder = tmp_path / "shared"
+    base = ["distill-ode-smoke", f"--teacher.path={teacher_pipeline}", f"--ode.dataset={folder}"]
+    capsys.readouterr()
+    assert main(["distill", "trajectories", *base, f"--run.out_dir={tmp_path / 'a'}"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"trajectories": str(folder), "samples": 4}
+    assert not (tmp_path / "a").exists()  # nothing trained, nothing written beside the trajectories
+    own = runs / "ode" / "trajectories"
+    for shard in sorted(own.glob("*.safetensors")):
+        assert (folder / shard.name).read_bytes() == shard.read_bytes()
+    built = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors")}
+    assert main(["distill", "ode", *base, "--optim.lr=1e-3", f"--run.out_dir={tmp_path / 'b'}"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.safetensors")} == built  # read, not rebuilt
+    assert read_metrics(tmp_path / "b")[-1]["step"] == 2
+    capsys.readouterr()
+    assert main(["distill", "trajectories", *base, "--run.seed=7", f"--run.out_dir={tmp_path / 'c'}"]) == 2
+    assert "ode.dataset" in capsys.readouterr().err
