@@ -25,6 +25,7 @@ Times are medians of CUDA-event-timed repeats after a warm-up call; FLOPs come f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -170,6 +171,10 @@ def main(argv=None) -> int:
         help="write the top CUDA kernels of a warm 10 s eager streaming rollout here (4 steps + cache pass a "
         "chunk), with its wall time against the GPU's busy time: where a streamed call's time goes",
     )
+    ap.add_argument(
+        "--profile-stream-compiled",
+        help="the same profile with every block under torch.compile (default mode; compiles first: slow)",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -236,6 +241,12 @@ def main(argv=None) -> int:
             )
     if args.profile_stream:
         case("profile_stream", lambda: profile_stream(models["ours"], args, args.profile_stream, peaks))
+    if args.profile_stream_compiled:  # compiles the blocks (they stay compiled): after the eager cases
+        out = args.profile_stream_compiled
+        case(
+            "profile_stream_compiled_default",
+            lambda: profile_stream(models["ours"], args, out, peaks, compile_mode="default"),
+        )
     if "vae" not in args.skip:
         case("vae_decode", lambda: vae_case(lat, device, dtype))
     summarise(result)
@@ -423,40 +434,60 @@ def profile(fn, path) -> dict:
     return {"case": "profile", "written": path}
 
 
-def profile_stream(ours, args, path, peaks: dict | None = None, seconds: float = 10.0) -> dict:
-    """Profile a warm eager streaming rollout of `seconds`: the kernels by GPU time, and the GPU's busy
-    time (the sum of kernel times) against the wall time. Busy time near the wall time means the stream is
-    GPU-bound (faster kernels help); far below it, launch- or host-bound (graphs help). With `peaks`
+def profile_stream(
+    ours, args, path, peaks: dict | None = None, seconds: float = 10.0, compile_mode: str | None = None
+) -> dict:
+    """Profile a warm streaming rollout of `seconds` (eager, or with every block under torch.compile in
+    `compile_mode`): the kernels by GPU time, and the GPU's busy time (the sum of kernel times) against the
+    wall time. Busy time near the wall time means the stream is GPU-bound (faster kernels help); far below
+    it, launch- or host-bound (graphs help). For an eager rollout a second profiled run wraps each part of
+    each block (`module_ranges`) in a profiler range and adds a table of the parts by the GPU time of
+    their kernels: where the copies, products and concatenations come from. With `peaks`
     (`measure_peaks`), also the rollout's FLOPs and its floor (matmul FLOPs at the matmul peak plus
     attention FLOPs at the attention peak), per network call, as for the bidirectional case."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
+    if compile_mode is not None:
+        torch._dynamo.reset()
+        ours.compile_blocks(None if compile_mode == "default" else compile_mode)
     schedule, guidance = FewStepSchedule(DISTILLED), Guidance(1.0)
     weight = next(ours.parameters())
     device, dtype = weight.device, weight.dtype
     run = lambda: stream_run(ours, seconds, args.height, args.width, schedule, guidance, device, dtype, False)  # noqa: E731
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch.inference_mode():
-        run()  # warm: the Triton kernels' first calls and the allocator
+        run()  # warm: the Triton kernels' first calls, the allocator (and compiling, if asked)
         with torch_profile(activities=activities) as prof:
             r = run()
             if device.type == "cuda":
                 torch.cuda.synchronize()
+        ranges = None
+        if compile_mode is None:  # hooks in compiled blocks would break their graphs
+            with module_ranges(ours), torch_profile(activities=activities) as ranged:  # not timed
+                run()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            # the CPU-side ranges (their device time: their kernels'), not Kineto's GPU-side copies of them
+            cpu = torch.autograd.DeviceType.CPU
+            ranges = [
+                e for e in ranged.key_averages() if e.device_type == cpu and e.key.startswith(RANGE_PREFIX)
+            ]
     averages = prof.key_averages()
     kernels = [e for e in averages if e.device_type == torch.autograd.DeviceType.CUDA]
     busy_s = sum(e.self_device_time_total for e in kernels) / 1e6
     calls = 5 * r["chunks"]
     row = {
-        "case": "profile_stream",
+        "case": "profile_stream" if compile_mode is None else f"profile_stream_compiled_{compile_mode}",
         "written": path,
         "wall_s": r["wall_s"],
         "gpu_busy_s": busy_s,
         "network_calls": calls,
         "kernel_launches": sum(e.count for e in kernels),
     }
+    how = "eager" if compile_mode is None else f"compiled ({compile_mode})"
     head = (
-        f"{seconds:g} s eager streaming rollout: {r['chunks']} chunks, {calls} network calls, wall "
+        f"{seconds:g} s {how} streaming rollout: {r['chunks']} chunks, {calls} network calls, wall "
         f"{r['wall_s']:.2f} s (profiled), GPU busy {busy_s:.2f} s, {1e3 * busy_s / calls:.1f} ms of kernels "
         f"a call, {row['kernel_launches']} kernel launches\n"
     )
@@ -469,9 +500,84 @@ def profile_stream(ours, args, path, peaks: dict | None = None, seconds: float =
             f"{total / calls / 1e12:.1f} TFLOP a call ({attention / calls / 1e12:.2f} in attention): floor "
             f"{1e3 * floor / calls:.1f} ms a call at the measured peaks; GPU busy {busy_s / floor:.1f}x it\n"
         )
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     with open(path, "w") as f:
-        f.write(head + "\n" + averages.table(sort_by="self_device_time_total", row_limit=60))
+        f.write(head + "\n" + averages.table(sort_by=sort, row_limit=60))
+        if ranges is not None:
+            f.write("\n\n" + ranges_table(ranges, calls, device.type == "cuda"))
+    if ranges is not None:
+        row["parts_ms_a_call"] = {
+            e.key.removeprefix(RANGE_PREFIX): round(range_time(e, device.type == "cuda") / calls / 1e3, 3)
+            for e in ranges
+        }
     return row
+
+
+RANGE_PREFIX = "sanawm:"
+
+
+@contextlib.contextmanager
+def module_ranges(model):
+    """Profiler ranges around the network's parts while the context lasts (forward hooks, removed on
+    exit): each block whole and its attention (by kind: gdn or softmax), camera
+    projection, cross-attention, MLP and norms, the embedders and the final layer. Equal parts of
+    different blocks share a name, so a table sums them over the network; a block's time outside its
+    parts is its own glue (modulation, residuals, reshapes)."""
+    from torch.profiler import record_function
+
+    handles, open_ranges = [], {}
+
+    def name_of(path: str) -> str | None:
+        parts = path.split(".")
+        if parts[0] == "blocks" and len(parts) in (2, 3):
+            kind = model.blocks[int(parts[1])].kind
+            return f"{RANGE_PREFIX}{kind} block" + (f": {parts[2]}" if len(parts) == 3 else " (whole)")
+        if len(parts) == 1 and parts[0] != "blocks":
+            return f"{RANGE_PREFIX}{parts[0]}"
+        return None
+
+    for path, module in model.named_modules():
+        label = name_of(path)
+        if label is None:
+            continue
+
+        def enter(mod, args, label=label):
+            scope = record_function(label)
+            scope.__enter__()
+            open_ranges.setdefault(id(mod), []).append(scope)
+
+        def leave(mod, args, out):
+            open_ranges[id(mod)].pop().__exit__(None, None, None)
+
+        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def range_time(event, cuda: bool) -> float:
+    """Microseconds inside a profiler range: its kernels' GPU time on CUDA, else its CPU time."""
+    return event.device_time_total if cuda else event.cpu_time_total
+
+
+def ranges_table(ranges, calls: int, cuda: bool) -> str:
+    what = "GPU time of their kernels" if cuda else "CPU time"
+    # the top-level parts (whole blocks, embedders, final layer) add up to the network's forward
+    total = sum(range_time(e, cuda) for e in ranges if ": " not in e.key) or 1.0
+    lines = [
+        f"The network's parts by {what}, summed over blocks (ms a network call; share of the top-level "
+        "parts' sum: whole blocks, embedders, final layer):",
+        "",
+        "| part | ms a call | share | calls a network call |",
+        "| --- | --- | --- | --- |",
+    ]
+    for e in sorted(ranges, key=lambda e: -range_time(e, cuda)):
+        t = range_time(e, cuda)
+        name = e.key.removeprefix(RANGE_PREFIX)
+        lines.append(f"| {name} | {t / calls / 1e3:.3f} | {100 * t / total:.1f}% | {e.count / calls:g} |")
+    return "\n".join(lines) + "\n"
 
 
 def summarise(result) -> None:

@@ -24,7 +24,10 @@
 #                 replayed as CUDA graphs with the blocks eager and compiled (slow: compiles), and the LTX-2 VAE
 #                 decode of the minute (end to end = the fastest rollout + the decode)
 #   profile_stream (not in the default PARTS): the kernels of a warm 10 s eager streaming rollout by GPU time,
-#                 and the GPU's busy time against the wall time (profile_stream.txt)
+#                 the GPU's busy time against the wall time, and the network's parts (each block's attention,
+#                 MLP, cross-attention, norms, camera projection) by their kernels' GPU time (profile_stream.txt)
+#   profile_stream_compiled (not in the default PARTS): the kernels of the same rollout with the blocks
+#                 compiled (compiles first; profile_stream_compiled.txt)
 # Then a short summary table (also in $OUT/summary.txt).
 set -u
 OUT="${OUT:-$PWD/out}"
@@ -77,9 +80,12 @@ for name in $PARTS; do
       --compile default --stream-graphs eager default --repeats 2 --out "$OUT/bench_720p_stream.json" ;;
     profile_stream) part profile_stream 300 python3 benchmarks/bench_720p.py --skip bidirectional reference \
       softmax streaming vae --repeats 1 --profile-stream "$OUT/profile_stream.txt" --out "$OUT/bench_720p_profile.json" ;;
+    profile_stream_compiled) part profile_stream_compiled 400 python3 benchmarks/bench_720p.py --skip bidirectional \
+      reference softmax streaming vae --repeats 1 --profile-stream-compiled "$OUT/profile_stream_compiled.txt" \
+      --out "$OUT/bench_720p_profile_compiled.json" ;;
     interp) part interp 120 python3 -m pytest -q -rs --junitxml="$OUT/interp.xml" \
       tests/model/test_gdn_triton_interpret.py ;;
-    *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p profile_stream interp)" | tee -a "$OUT/parts.txt" ;;
+    *) echo "unknown part $name (parts: tests scan layer net720p net720p_compiled compiled compiled_tests graphs stream720p profile_stream profile_stream_compiled interp)" | tee -a "$OUT/parts.txt" ;;
   esac
 done
 
