@@ -320,6 +320,13 @@ def all_softmax(ours):
     return soft.eval()
 
 
+def compile_afresh(ours, mode: str) -> None:
+    """Every block under torch.compile in `mode` ("default" or a torch.compile mode), after dropping what
+    dynamo compiled before (an earlier case's graphs, another mode's)."""
+    torch._dynamo.reset()
+    ours.compile_blocks(None if mode == "default" else mode)
+
+
 def streaming_case(
     ours, args, compile_mode: str | None = None, graphs: bool = False, latents: dict | None = None
 ) -> dict:
@@ -330,8 +337,7 @@ def streaming_case(
     rollouts' latents by case, to which this one's are added and compared (see the module docstring)."""
     compiled = compile_mode is not None
     if compiled:
-        torch._dynamo.reset()
-        ours.compile_blocks(None if compile_mode == "default" else compile_mode)
+        compile_afresh(ours, compile_mode)
     name = f"streaming_4step_compiled_{compile_mode}" if compiled else "streaming_4step"
     name += "_graphs" if graphs else ""
     step = GraphedStreamStep(ours) if graphs else False
@@ -449,8 +455,7 @@ def profile_stream(
     from torch.profiler import profile as torch_profile
 
     if compile_mode is not None:
-        torch._dynamo.reset()
-        ours.compile_blocks(None if compile_mode == "default" else compile_mode)
+        compile_afresh(ours, compile_mode)
     schedule, guidance = FewStepSchedule(DISTILLED), Guidance(1.0)
     weight = next(ours.parameters())
     device, dtype = weight.device, weight.dtype

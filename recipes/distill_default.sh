@@ -69,9 +69,9 @@ else
     DMD_ARGS=()
     ODE_LIMIT=$ODE_MINUTES; DMD_LIMIT=$DMD_MINUTES; CHECK_SECONDS=60
 fi
-# the ODE stage's settings that identify its trajectories (the same for every run sharing DATA)
-TRAJ=(distill-ode-default --teacher.path="$TEACHER" --data.size="$SIZE,$SIZE" --data.path="$DATA/latents-$ODE_FRAMES"
-      --ode.dataset="$DATA/trajectories" "${COMMON[@]}" "${ODE_ARGS[@]}")
+# the ODE stage's data and trajectory settings, for `distill trajectories` and the stage alike (with the
+# teacher, size and COMMON, they identify the trajectories: the same for every run sharing DATA)
+ODE_DATA=(--data.path="$DATA/latents-$ODE_FRAMES" --ode.dataset="$DATA/trajectories" "${ODE_ARGS[@]}")
 
 log "teacher: $TEACHER"
 [[ $DATA != "$(realpath "$WORK")" ]] && log "clips, latent caches and trajectories: $DATA (shared)"
@@ -89,7 +89,8 @@ prepare() {  # clips, caches and trajectories into DATA, each skipped once compl
     cache "$DMD_FRAMES"
     log "teacher trajectories"
     [[ -f $DATA/trajectories.done ]] || {
-        "${SANAWM[@]}" distill trajectories "${TRAJ[@]}" --run.out_dir="$WORK/ode" > "$DATA/trajectories.json"
+        "${SANAWM[@]}" distill trajectories distill-ode-default --teacher.path="$TEACHER" --data.size="$SIZE,$SIZE" \
+            --run.out_dir="$WORK/ode" "${COMMON[@]}" "${ODE_DATA[@]}" > "$DATA/trajectories.json"
         touch "$DATA/trajectories.done"
     }
 }
@@ -112,8 +113,7 @@ stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed dist
     touch "$WORK/$name.done"
 }
 log "ODE regression"
-stage ode distill-ode-default "$ODE_LIMIT" --data.path="$DATA/latents-$ODE_FRAMES" \
-    --ode.dataset="$DATA/trajectories" "${ODE_ARGS[@]}" "${LR_ODE[@]}"
+stage ode distill-ode-default "$ODE_LIMIT" "${ODE_DATA[@]}" "${LR_ODE[@]}"
 camera_log "$WORK/ode"
 log "self-forcing DMD"
 stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$DATA/latents-$DMD_FRAMES" \
