@@ -4,7 +4,8 @@
 #     OUT=/some/dir bash benchmarks/device_kernels.sh      (repo root as cwd; $OUT defaults to ./out)
 #     OUT=/some/dir BUDGET=280 PARTS="scan tests" bash benchmarks/device_kernels.sh  (those parts, in that order)
 #
-# Parts, each under its own time limit (cut to what is left of a $BUDGET-second budget, 570 by default)
+# Parts, each under its own time limit (CAP_<part>=SECONDS overrides it; cut to what is left of a
+# $BUDGET-second budget, 570 by default)
 # and run even when an earlier one failed; every part writes its log and JSON under $OUT:
 #   1. tests      pytest tests/gpu -k 'not compiled' (the kernels' parity, the dispatch, the network on each
 #                 GDN path; 112 s on an H200); compiled_tests: the two compiled-block tests (compiles: slow)
@@ -38,8 +39,9 @@ BUDGET="${BUDGET:-570}"
 START=$(date +%s)
 PARTS="${PARTS:-tests scan layer net720p compiled compiled_tests interp}"
 
-part() {  # part NAME CAP_SECONDS COMMAND...
-  local name=$1 cap=$2
+part() {  # part NAME CAP_SECONDS COMMAND... (CAP_<NAME>=SECONDS in the environment overrides the cap)
+  local name=$1 cap=$2 override="CAP_$1"
+  cap=${!override:-$cap}
   shift 2
   local left=$((BUDGET - ($(date +%s) - START)))
   local limit=$((cap < left ? cap : left))

@@ -5,7 +5,7 @@
 # plus student/).
 #
 #   recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N]
-#                              [--ode-lr LR] [--dmd-lr LR] [--shared DATA]
+#                              [--ode-lr LR] [--dmd-lr LR] [--ode-batch N] [--shared DATA]
 #
 # Every stage writes under WORK and is skipped when its output is complete; the two training stages are
 # time-boxed (run.time_limit_minutes) and resume from their checkpoints, so a rerun continues. --smoke
@@ -13,7 +13,8 @@
 # --teacher PIPELINE distils another pipeline folder (default: the model shipped in the package).
 # --ode-minutes / --dmd-minutes box the two trainings (defaults 20 and 8); --ode-lr / --dmd-lr override the
 # student's learning rate of each stage (the presets' 1e-4 and 1e-5; the critic's follows at twice the
-# student's). --shared DATA keeps the clips, latent caches and trajectories in DATA instead of WORK, made
+# student's). --ode-batch N sets the ODE stage's batch (the preset's 16; a step of the small model is
+# bound by kernel launches, not arithmetic, so a larger batch sees more trajectories a second). --shared DATA keeps the clips, latent caches and trajectories in DATA instead of WORK, made
 # under a lock by whichever run gets there first: several students of one teacher (other rates, other
 # lengths) then share one preparation (recipes/distill_sweep.sh). The first run (5 minutes of ODE, 138
 # steps) moved the weights 1% from the teacher: its student sampled like the teacher with a 4-step sampler,
@@ -24,19 +25,20 @@
 set -euo pipefail
 
 USAGE="usage: recipes/distill_default.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N] \
-[--ode-lr LR] [--dmd-lr LR] [--shared DATA]"
+[--ode-lr LR] [--dmd-lr LR] [--ode-batch N] [--shared DATA]"
 WORK=${1:?$USAGE}
 shift
-MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8; LR_ODE=(); LR_DMD=(); DATA=""
+MODE=full; TEACHER=""; ODE_MINUTES=20; DMD_MINUTES=8; ODE_OPT=(); LR_DMD=(); DATA=""
 while (( $# )); do
     case $1 in
         --smoke) MODE=--smoke ;;
         --teacher) TEACHER=$(realpath "${2:?--teacher needs a pipeline folder}"); shift ;;
         --ode-minutes) ODE_MINUTES=${2:?--ode-minutes needs a number}; shift ;;
         --dmd-minutes) DMD_MINUTES=${2:?--dmd-minutes needs a number}; shift ;;
-        --ode-lr) LR_ODE=(--optim.lr="${2:?--ode-lr needs a learning rate}"); shift ;;
+        --ode-lr) ODE_OPT=(--optim.lr="${2:?--ode-lr needs a learning rate}"); shift ;;
         --dmd-lr) lr=${2:?--dmd-lr needs a learning rate}; shift
                   LR_DMD=(--optim.lr="$lr" --dmd.critic_optim.lr="$(python3 -c "print(2 * float('$lr'))")") ;;
+        --ode-batch) ODE_OPT+=(--data.batch_size="${2:?--ode-batch needs a number}"); shift ;;
         --shared) DATA=${2:?--shared needs a folder}; shift ;;
         *) echo "unknown argument $1; $USAGE" >&2; exit 2 ;;
     esac
@@ -113,7 +115,7 @@ stage() {  # stage ode|dmd PRESET LIMIT ARGS...: run or resume a time-boxed dist
     touch "$WORK/$name.done"
 }
 log "ODE regression"
-stage ode distill-ode-default "$ODE_LIMIT" "${ODE_DATA[@]}" "${LR_ODE[@]}"
+stage ode distill-ode-default "$ODE_LIMIT" "${ODE_DATA[@]}" "${ODE_OPT[@]}"
 camera_log "$WORK/ode"
 log "self-forcing DMD"
 stage dmd distill-dmd-default "$DMD_LIMIT" --data.path="$DATA/latents-$DMD_FRAMES" \

@@ -4,7 +4,7 @@
 # untrained student does), evaluated on the 20 held-out scenes x 10 s with the camera-removed baseline.
 #
 #   recipes/distill_sweep.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N]
-#                            [--dmd-lr LR] ODE_LR [ODE_LR ...]
+#                            [--dmd-lr LR] [--ode-batch N] ODE_LR [ODE_LR ...]
 #
 # Student k (recipes/distill_default.sh WORK/lr-ODE_LR --shared WORK/data --ode-lr ODE_LR ...) runs on GPU
 # k mod N: the first to start renders the clips, caches their latents and builds the teacher's trajectories
@@ -17,14 +17,14 @@
 # --smoke: two students and 2-scene, 1 s evaluations at toy scale on a CPU.
 set -uo pipefail
 USAGE="usage: recipes/distill_sweep.sh WORK [--smoke] [--teacher PIPELINE] [--ode-minutes N] [--dmd-minutes N] \
-[--dmd-lr LR] ODE_LR [ODE_LR ...]"
+[--dmd-lr LR] [--ode-batch N] ODE_LR [ODE_LR ...]"
 WORK=${1:?$USAGE}; shift
 SMOKE=(); PASS=(); LRS=(); TEACHER=""
 while (( $# )); do
     case $1 in
         --smoke) SMOKE=(--smoke) ;;
         --teacher) TEACHER=$(realpath "${2:?--teacher needs a pipeline folder}"); shift ;;
-        --ode-minutes|--dmd-minutes|--dmd-lr) PASS+=("$1" "${2:?$1 needs a value}"); shift ;;
+        --ode-minutes|--dmd-minutes|--dmd-lr|--ode-batch) PASS+=("$1" "${2:?$1 needs a value}"); shift ;;
         -*) echo "unknown argument $1; $USAGE" >&2; exit 2 ;;
         *) [[ $1 =~ ^[0-9.]+([eE]-?[0-9]+)?$ ]] || { echo "$1 is not a learning rate; $USAGE" >&2; exit 2; }
            LRS+=("$1") ;;
