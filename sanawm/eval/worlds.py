@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -112,8 +113,10 @@ class MethodResult:
 
     def to_json(self) -> dict:
         return {
-            "psnr_per_frame": [_finite(x) for x in self.psnr],
-            "ssim_per_frame": [float(x) for x in self.ssim],
+            # per-frame curves to 1e-4 dB / 1e-6 SSIM (tables are computed before rounding): a
+            # 20-scene report stays a few hundred kB
+            "psnr_per_frame": [None if (v := _finite(x)) is None else round(v, 4) for x in self.psnr],
+            "ssim_per_frame": [round(float(x), 6) for x in self.ssim],
             "horizons": {f"{h:g}": s.to_json() for h, s in self.horizons.items()},
             "revisit": None if self.revisit is None else self.revisit.to_json(),
             "drift": None if self.drift is None else _finite(self.drift),
@@ -294,7 +297,7 @@ class WorldsReport:
         return cls({**LEGACY_SETTINGS, **reports[0].settings, "scene_seeds": seeds}, scenes)
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
+        Path(path).write_text(dumps_report(self.to_json()))
 
     def to_markdown(self) -> str:
         table = self.horizon_table()
@@ -343,6 +346,24 @@ def _mean_scores(scores: list[Scores]) -> Scores:
         float(np.mean([s.ssim for s in scores])),
         sum(s.count for s in scores),
     )
+
+
+def dumps_report(report: dict) -> str:
+    """A report as indented JSON with each list of numbers (the per-frame curves) on one line."""
+    lists: list[str] = []
+
+    def inline(o):  # number lists -> placeholders ("\0N\0", which no report string contains)
+        if isinstance(o, dict):
+            return {k: inline(v) for k, v in o.items()}
+        if isinstance(o, list):
+            if o and all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in o):
+                lists.append(json.dumps(o, allow_nan=False))
+                return f"\0{len(lists) - 1}\0"
+            return [inline(v) for v in o]
+        return o
+
+    text = json.dumps(inline(report), indent=2, allow_nan=False)
+    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda m: lists[int(m.group(1))], text) + "\n"
 
 
 def _finite(x: float) -> float | None:

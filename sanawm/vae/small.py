@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from ..model.int8 import load_weights
 from .interface import VideoVAE
 
 SMALL_VAE_CLASS_NAME = "SmallVideoVAE"
@@ -285,15 +286,23 @@ class SmallVideoVAE(VideoVAE):
     def decode_raw(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decoder(latents)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write `config.json` + `model.safetensors` (float tensors as they are, buffers included)."""
+    def save_pretrained(self, folder: str | Path, int8: bool = False) -> Path:
+        """Write `config.json` + `model.safetensors` (float tensors as they are, buffers included).
+        int8: store the convolution weights as per-output-channel int8 (`sanawm.model.int8`; about half
+        the size of bf16, and `from_pretrained` dequantises them); norms, biases and buffers stay as
+        they are."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = {"_class_name": SMALL_VAE_CLASS_NAME, **asdict(self.config)}
         config["channels"] = list(config["channels"])
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME))
+        if int8:
+            from ..model.int8 import save_int8
+
+            save_int8(state, folder / WEIGHTS_NAME)
+        else:
+            save_file(state, str(folder / WEIGHTS_NAME))
         return folder
 
     @classmethod
@@ -318,7 +327,8 @@ class SmallVideoVAE(VideoVAE):
         if unknown:
             raise ValueError(f"{config_file} has unknown fields {unknown}; known: {sorted(known)}")
         vae = cls(SmallVAEConfig(**raw))
-        vae.load_state_dict(load_file(str(weights_file)))
+        # int8 files (save_pretrained(int8=True)) come back dequantised, the others as stored
+        vae.load_state_dict(load_weights(weights_file))
         return vae.to(device=device, dtype=dtype)
 
 

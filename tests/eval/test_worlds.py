@@ -152,6 +152,10 @@ def test_cli_writes_json_and_prints_table(pipe, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["settings"]["scene_seeds"] == [1_000_000]
     assert data["settings"]["context_sigma"] == 0.05
+    # per-frame curves one line each, to 1e-4 dB (a 20-scene report stays a few hundred kB)
+    curve = data["scenes"][0]["methods"]["model"]["psnr_per_frame"]
+    assert len(curve) == 17 and f'"psnr_per_frame": {json.dumps(curve)}' in out.read_text()
+    assert all(v is None or v == round(v, 4) for v in curve)
     assert data["scenes"][0]["path_kind"] == "revisit"
 
 
