@@ -181,6 +181,21 @@ def test_dispatch_on_cuda(monkeypatch):
     assert calls == ["rows", "memory"]
 
 
+def test_compiled_streaming_chunk_traces_the_pytorch_scan(monkeypatch):
+    """Under torch.compile, "auto" runs a chunk of a few frames on the PyTorch scan inside the graph:
+    fullgraph compiles (the row kernel, a compiler.disable'd call, would break it), and the result
+    equals the eager row kernel's within the bf16 tolerance."""
+    monkeypatch.delenv("SANAWM_GDN_KERNEL", raising=False)
+    torch._dynamo.reset()
+    x, state = _inputs(1, 4, 3, 64, 32, 32, torch.bfloat16, 11)
+    with torch.no_grad():
+        eager = gdn_scan(x, [3], state)
+        compiled = torch.compile(lambda x, s: gdn_scan(x, [3], s), fullgraph=True)(x, state)
+    tol = TOL[torch.bfloat16][0]
+    assert _rel(compiled.num, eager.num) < tol and _rel(compiled.den, eager.den) < tol
+    assert _rel(compiled.state.num, eager.state.num) < tol
+
+
 def _tiny_network():
     torch.manual_seed(0)
     model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).cuda()

@@ -177,6 +177,11 @@ def gdn_parallel(
 
 
 GDN_KERNELS = ("auto", "pytorch", "rows", "memory")
+# Under torch.compile, "auto" traces the PyTorch scan into the graph for calls of at most this many frames
+# (a streaming step's chunk): fused with the feature maps and free of the graph break the row kernel
+# needs, the 60 s 720p 4-step stream (compiled blocks, CUDA graphs) took 10.87 s against 11.69 s on an
+# H200 (docs/benchmarks.md). Longer calls keep the row kernel (not measured compiled).
+COMPILED_SCAN_FRAMES = 8
 _ALIASES = {"0": "pytorch", "off": "pytorch", "1": "auto", "on": "auto"}
 _setting: str | None = None  # set_gdn_kernel's choice; None: the environment variable, else "auto"
 
@@ -238,6 +243,8 @@ def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str 
         return "memory" if gdn_triton.AVAILABLE and kernel_supports(x, state) else "pytorch"
     if needs_grad(x, state):
         return "pytorch"  # "auto" and "rows": the PyTorch scan trains faster than the kernels
+    if setting == "auto" and x.num_frames <= COMPILED_SCAN_FRAMES and torch.compiler.is_compiling():
+        return "pytorch"  # traced into the compiled graph (the row kernel would break it): 7% faster stream
     if setting == "auto" and x.k.dtype not in (torch.bfloat16, torch.float16):
         return "pytorch"  # the row kernel is 7x slower than the PyTorch scan on fp32 inputs
     from . import gdn_triton_rows
@@ -260,7 +267,8 @@ def gdn_scan(
 
     The setting (`set_gdn_kernel`, which the training config's `run.gdn_kernel` calls, else the
     environment variable SANAWM_GDN_KERNEL) picks among them:
-    - "auto" (default): "rows" on CUDA for bf16/fp16 inputs when nothing needs gradients, else "pytorch".
+    - "auto" (default): "rows" on CUDA for bf16/fp16 inputs when nothing needs gradients, else "pytorch";
+      "pytorch" too while torch.compile traces a call of at most `COMPILED_SCAN_FRAMES` frames.
     - "pytorch" (or "0", "off"): always the PyTorch scan.
     - "rows": "rows" whenever nothing needs gradients (fp32 inputs too), else "pytorch".
     - "memory": "memory" wherever it applies (CUDA, one rank, its dtypes), with or without gradients.
