@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--int8",
         action="store_true",
-        help="store the transformer's large weights in int8 (about half of bf16; sanawm loads them, "
-        "diffusers does not)",
+        help="store the transformer's large weights and our VAE's convolutions in int8 (about half of "
+        "bf16; sanawm loads them, diffusers does not)",
     )
     p.set_defaults(run=run)
 

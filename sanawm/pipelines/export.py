@@ -11,8 +11,9 @@ Layout (diffusers' SANA-WM layout where it applies, so the transformer folder al
     generation.json                          GenerationConfig defaults: size, sampler, steps, guidance
     (no text_encoder/: the model was trained without text; a NullTextEncoder stands in)
 
-With `int8=True` (`--int8`) the transformer's large weights are stored in int8 (`sanawm.model.int8`):
-about half the size of bf16; sanawm loads it transparently, diffusers' own loader does not.
+With `int8=True` (`--int8`) the transformer's large weights are stored in int8 (`sanawm.model.int8`),
+and so are our `SmallVideoVAE`'s convolutions: about half the size of bf16; sanawm loads them
+transparently, diffusers' own loader does not.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def export_pipeline(
     Weights are stored in `dtype` (bf16 halves the size; loading casts to the dtype asked for). The
     generation defaults come from the training config: frame size, chunk layout, KV window, flow
     shift; the sampler is 'streaming'; `steps` and `guidance` are the caller's choice. `int8`: the
-    transformer's large weights in int8 (norms, biases and other small tensors stay in `dtype`).
+    transformer's large weights and a `SmallVideoVAE`'s convolutions in int8 (norms, biases and other small
+    tensors stay in `dtype`; a diffusers LTX-2 VAE is copied as it is).
     """
     from ..model.diffusers_compat import save_diffusers
     from ..training.checkpoint import load_model, resolve_checkpoint
@@ -90,7 +92,7 @@ def export_pipeline(
     shutil.rmtree(tmp, ignore_errors=True)
     save_diffusers(model.to(DTYPES[dtype]), tmp / "transformer", int8=int8)
     if hasattr(video_vae, "save_pretrained"):  # ours: stored in `dtype`
-        video_vae.to(DTYPES[dtype]).save_pretrained(tmp / "vae")
+        video_vae.to(DTYPES[dtype]).save_pretrained(tmp / "vae", int8=int8)
     else:  # a diffusers LTX-2 VAE folder: copied as it is
         vae_dir = Path(vae) / "vae" if (Path(vae) / "vae" / "config.json").is_file() else Path(vae)
         shutil.copytree(vae_dir, tmp / "vae")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from ..model.int8 import load_weights
+from ..model.int8 import load_weights, save_int8
 from .interface import VideoVAE
 
 SMALL_VAE_CLASS_NAME = "SmallVideoVAE"
@@ -298,8 +298,6 @@ class SmallVideoVAE(VideoVAE):
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if int8:
-            from ..model.int8 import save_int8
-
             save_int8(state, folder / WEIGHTS_NAME)
         else:
             save_file(state, str(folder / WEIGHTS_NAME))

@@ -59,6 +59,10 @@ def test_export_int8_halves_the_transformer_and_still_generates(run_and_vae, tmp
     assert plain["weights"][key]["int8"] is False and quant["weights"][key]["int8"] is True
     assert quant["weights"][key]["megabytes"] < 0.7 * plain["weights"][key]["megabytes"]
     assert quant["megabytes"] < plain["megabytes"]
+    from sanawm.model.int8 import file_is_int8
+
+    vae_file = "vae/model.safetensors"  # our VAE's convolutions too (this tiny one's are under MIN_NUMEL)
+    assert file_is_int8(tmp_path / "int8" / vae_file) and not file_is_int8(tmp_path / "bf16" / vae_file)
     pipe = WorldModelPipeline.from_pretrained(tmp_path / "int8")
     ref = WorldModelPipeline.from_pretrained(tmp_path / "bf16")
     assert list(pipe.transformer.state_dict()) == list(ref.transformer.state_dict())
