@@ -188,9 +188,9 @@ def test_compiled_streaming_chunk_traces_the_pytorch_scan(monkeypatch):
     monkeypatch.delenv("SANAWM_GDN_KERNEL", raising=False)
     torch._dynamo.reset()
     x, state = _inputs(1, 4, 3, 64, 32, 32, torch.bfloat16, 11)
-    with torch.no_grad():
-        eager = gdn_scan(x, [3], state)
-        compiled = torch.compile(lambda x, s: gdn_scan(x, [3], s), fullgraph=True)(x, state)
+    with torch.no_grad():  # chunks=None: a streaming step's call (its state carries the history)
+        eager = gdn_scan(x, None, state)
+        compiled = torch.compile(lambda x, s: gdn_scan(x, None, s), fullgraph=True)(x, state)
     tol = TOL[torch.bfloat16][0]
     assert _rel(compiled.num, eager.num) < tol and _rel(compiled.den, eager.den) < tol
     assert _rel(compiled.state.num, eager.state.num) < tol
