@@ -14,8 +14,9 @@
 # --ode-minutes / --dmd-minutes box the two trainings (defaults 20 and 8); --ode-lr / --dmd-lr override the
 # student's learning rate of each stage (the presets' 1e-4 and 1e-5; the critic's follows at twice the
 # student's). --ode-batch N sets the ODE stage's batch (the preset's 16; a step of the small model is
-# bound by kernel launches, not arithmetic, so a larger batch sees more trajectories a second). --shared DATA keeps the clips, latent caches and trajectories in DATA instead of WORK, made
-# under a lock by whichever run gets there first: several students of one teacher (other rates, other
+# bound by kernel launches, not arithmetic, so a larger batch sees more trajectories a second). --shared
+# DATA keeps the clips, latent caches and trajectories in DATA instead of WORK, made under a lock by
+# whichever run gets there first: several students of one teacher (other rates, other
 # lengths) then share one preparation (recipes/distill_sweep.sh). The first run (5 minutes of ODE, 138
 # steps) moved the weights 1% from the teacher: its student sampled like the teacher with a 4-step sampler,
 # camera gain included (docs/model-card.md). Both stages log the camera probe (camera_gap_{student,teacher}
