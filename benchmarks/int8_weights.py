@@ -1,10 +1,13 @@
 """Int8 weight storage (`sanawm.model.int8`) on a pipeline folder: sizes, weight error, one network
 evaluation's error and the PSNR of the generated frames against the unquantised folder (CPU, fp32).
 
-    python benchmarks/int8_weights.py                       # the shipped default model
     python benchmarks/int8_weights.py --model my-model --seconds 2 --threads 2 --out int8.json
 
-A copy of the folder is quantised in a temporary folder (`quantize_folder`); both are loaded in fp32 on
+`--model` is a pipeline folder stored in bf16 or fp32 (`sanawm export` without --int8); the shipped
+default model is int8 already, and quantising twice is refused.
+
+A copy of the folder is quantised in a temporary folder (`quantize_folder`: every transformer and our
+VAE, unless already int8); both are loaded in fp32 on
 the CPU. Network error: ||f_int8(x) - f(x)|| / ||f(x)|| for one bidirectional evaluation on a fixed
 random input (5 latent frames, the model's latent size, t = 500). Frames: one clip from the example
 first frame and the example key path, same seed, the model's generation defaults.
@@ -23,9 +26,16 @@ import numpy as np
 import torch
 
 from sanawm.model import from_diffusers
-from sanawm.model.int8 import folder_megabytes, quantize_folder, transformer_folders, weights_error
+from sanawm.model.int8 import (
+    VAE_WEIGHTS,
+    folder_megabytes,
+    load_weights,
+    quantize_folder,
+    transformer_folders,
+    weights_error,
+)
 from sanawm.pipelines import WorldModelPipeline
-from sanawm.pipelines.world_model import DEFAULT_MODEL, EXAMPLE_ACTIONS, EXAMPLE_IMAGE
+from sanawm.pipelines.world_model import EXAMPLE_ACTIONS, EXAMPLE_IMAGE
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,7 +60,7 @@ def network_error(ref, quant, height: int, width: int, frames: int = 5) -> float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="pipeline folder (default: shipped)")
+    ap.add_argument("--model", type=Path, required=True, help="a bf16/fp32 pipeline folder")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -70,6 +80,10 @@ def main() -> None:
         network = {}
         for rel in sizes:
             sub = Path(rel).parent
+            if Path(rel).name == VAE_WEIGHTS:  # our VAE (no network evaluation of its own here)
+                ref_w, quant_w = load_weights(args.model / rel), load_weights(quant_dir / rel)
+                weights[rel] = weights_error(ref_w, quant_w)
+                continue
             ref = from_diffusers(args.model / sub, dtype=torch.float32).eval()
             quant = from_diffusers(quant_dir / sub, dtype=torch.float32).eval()
             weights[rel] = weights_error(ref.state_dict(), quant.state_dict())
@@ -85,7 +99,7 @@ def main() -> None:
             "model": str(args.model),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-            "transformer_files": sizes,
+            "weights_files": sizes,
             "folder_megabytes": {
                 "reference": folder_megabytes(args.model),
                 "int8": folder_megabytes(quant_dir),

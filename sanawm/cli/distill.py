@@ -56,7 +56,8 @@ def add_parser(sub) -> None:
         "--int8",
         action="store_true",
         help="store every transformer of --out in int8 (the student's, and the teacher's copy unless it "
-        "already is): about half of bf16; sanawm loads them, diffusers does not",
+        "already is) and our small VAE's convolutions: about half of bf16; sanawm loads them, diffusers "
+        "does not",
     )
     e.set_defaults(run=run_export)
 

@@ -28,8 +28,8 @@ def add_parser(sub) -> None:
     e.add_argument(
         "--int8",
         action="store_true",
-        help="store the refiner in int8 (and the stage-1 copy unless it already is): about half of bf16, "
-        "as the shipped default model; sanawm loads them, diffusers does not",
+        help="store the refiner in int8 (and the stage-1 copy and our small VAE unless they already are): "
+        "about half of bf16, as the shipped default model; sanawm loads them, diffusers does not",
     )
     e.set_defaults(run=run_export)
 

@@ -40,7 +40,7 @@ def export_student(
 ) -> Path:
     """Write `out`: the teacher pipeline folder `pipeline` plus the student of the distillation run
     (or checkpoint) `run`; returns `out`. `int8`: the student's large weights in int8, and the
-    teacher's copy too (unless it already is)."""
+    teacher's copy and a small VAE too (unless they already are)."""
     from ..model.diffusers_compat import save_diffusers
     from ..model.int8 import quantize_folder
     from ..training.checkpoint import load_model, resolve_checkpoint
@@ -89,7 +89,7 @@ def export_student(
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(pipeline, tmp, ignore=shutil.ignore_patterns(STUDENT))
     save_diffusers(student.to(DTYPES[dtype]), tmp / STUDENT / "transformer", int8=int8)
-    if int8:  # the teacher's copy (and any other transformer folder of the pipeline) too
+    if int8:  # the teacher's copy, any other transformer folder and our small VAE too
         quantize_folder(tmp, skip_int8=True)
     (tmp / STUDENT / GENERATION_FILE).write_text(json.dumps(generation, indent=2) + "\n")
     return publish_folder(tmp, out)

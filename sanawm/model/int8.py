@@ -14,7 +14,7 @@ Each dequantised element is within s/2 of the stored weight. Such a file is not 
 own `SanaWMTransformer3DModel.from_pretrained` (it would see int8 tensors and the extra scale keys).
 
     save_diffusers(model, folder, int8=True)     # write a transformer folder in int8
-    quantize_folder("my-model")                  # every transformer folder of a pipeline folder, in place
+    quantize_folder("my-model")                  # a pipeline folder's transformers and our VAE, in place
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ MIN_NUMEL = 4096
 KEEP_NAMES = ("norm", "bias", "scale_shift_table", "A_log", "dt_bias", "recall_gate")
 TRANSFORMER_CLASS = "SanaWMTransformer3DModel"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
+# our small VAE's folder (sanawm.vae.small: SmallVideoVAE.save_pretrained), quantised the same way
+VAE_CLASS, VAE_WEIGHTS = "SmallVideoVAE", "model.safetensors"
+_QUANTISABLE = {TRANSFORMER_CLASS: WEIGHTS, VAE_CLASS: VAE_WEIGHTS}
 _DTYPES = {str(d).removeprefix("torch."): d for d in (torch.float32, torch.bfloat16, torch.float16)}
 
 
@@ -197,7 +200,8 @@ def save_int8(state: dict[str, torch.Tensor], path: str | Path, min_numel: int =
 
 
 def quantize_file(path: str | Path, min_numel: int = MIN_NUMEL) -> dict:
-    """Rewrite one transformer weights file in int8, in place. Returns {"before_mb", "after_mb"}."""
+    """Rewrite one weights file (a transformer's or our VAE's) in int8, in place.
+    Returns {"before_mb", "after_mb"}."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -214,10 +218,8 @@ def quantize_file(path: str | Path, min_numel: int = MIN_NUMEL) -> dict:
     return {"before_mb": round(before / 1e6, 2), "after_mb": round(path.stat().st_size / 1e6, 2)}
 
 
-def transformer_folders(folder: str | Path) -> list[Path]:
-    """The SANA-WM transformer folders (config.json with _class_name SanaWMTransformer3DModel and a
-    single weights file) in `folder`, itself included (transformer/, student/transformer/, ...)."""
-    folder = Path(folder)
+def _class_folders(folder: Path) -> list[tuple[Path, str]]:
+    """(folder, _class_name) of every config.json in `folder` (itself included) naming a class."""
     found = []
     for cfg in sorted([folder / "config.json", *folder.rglob("*/config.json")]):
         if not cfg.is_file():
@@ -226,20 +228,38 @@ def transformer_folders(folder: str | Path) -> list[Path]:
             cls = json.loads(cfg.read_text()).get("_class_name")
         except (json.JSONDecodeError, AttributeError):
             continue
-        if cls == TRANSFORMER_CLASS and (cfg.parent / WEIGHTS).is_file():
-            found.append(cfg.parent)
+        found.append((cfg.parent, cls))
     return found
+
+
+def transformer_folders(folder: str | Path) -> list[Path]:
+    """The SANA-WM transformer folders (config.json with _class_name SanaWMTransformer3DModel and a
+    single weights file) in `folder`, itself included (transformer/, student/transformer/, ...)."""
+    found = _class_folders(Path(folder))
+    return [d for d, cls in found if cls == TRANSFORMER_CLASS and (d / WEIGHTS).is_file()]
+
+
+def weights_files(folder: str | Path) -> list[Path]:
+    """The weights files `quantize_folder` rewrites: those of every transformer folder and of every
+    SmallVideoVAE folder (vae/: config.json + model.safetensors) in `folder`, itself included."""
+    files = []
+    for d, cls in _class_folders(Path(folder)):
+        name = _QUANTISABLE.get(cls)
+        if name is not None and (d / name).is_file():
+            files.append(d / name)
+    return files
 
 
 def quantize_folder(folder: str | Path, min_numel: int = MIN_NUMEL, skip_int8: bool = False) -> dict:
     """Quantise, in place, every transformer folder in `folder` (a pipeline folder: transformer/,
-    student/transformer/ and any other SanaWMTransformer3DModel folder; or one transformer folder).
+    student/transformer/, refiner/transformer/ and any other SanaWMTransformer3DModel folder; or one
+    transformer folder) and every SmallVideoVAE folder in it (its convolutions, as
+    `SmallVideoVAE.save_pretrained(int8=True)` stores them; a diffusers LTX-2 VAE is left as it is).
     Returns {relative weights path: {"before_mb", "after_mb"}}. Refuses (before writing anything) a
     folder with no transformer, a sharded checkpoint, or an int8 file unless `skip_int8` (then such
     files are left as they are and not listed)."""
     folder = Path(folder)
-    found = transformer_folders(folder)
-    if not found:
+    if not transformer_folders(folder):
         sharded = [p.parent for p in folder.rglob(WEIGHTS + ".index.json")]
         if sharded:
             raise Int8WeightsError(
@@ -249,7 +269,7 @@ def quantize_folder(folder: str | Path, min_numel: int = MIN_NUMEL, skip_int8: b
             f"{folder} has no SANA-WM transformer folder (config.json with _class_name {TRANSFORMER_CLASS} "
             f"and {WEIGHTS}); pass a pipeline folder (transformer/, vae/, ...) or a transformer folder"
         )
-    files = [d / WEIGHTS for d in found]
+    files = weights_files(folder)
     already = [f for f in files if file_is_int8(f)]
     if already and not skip_int8:
         raise Int8WeightsError(

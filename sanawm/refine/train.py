@@ -242,7 +242,7 @@ def export_refiner(
 ) -> Path:
     """Write `out`: the pipeline folder plus refiner/ (transformer/ + refiner.json) from a refiner run.
     `int8`: the refiner's large weights in int8 (`sanawm.model.int8`, as the shipped default model stores
-    its transformers), and the stage-1 copy too unless it is int8 already."""
+    its transformers), and the stage-1 copy and a small VAE too unless they are int8 already."""
     from ..model.diffusers_compat import save_diffusers
     from ..model.int8 import quantize_folder
     from ..pipelines.export import DTYPES, publish_folder

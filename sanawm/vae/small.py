@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from ..model.int8 import load_weights, save_int8
+from ..model.int8 import VAE_CLASS, VAE_WEIGHTS, load_weights, save_int8
 from .interface import VideoVAE
 
-SMALL_VAE_CLASS_NAME = "SmallVideoVAE"
-WEIGHTS_NAME = "model.safetensors"
+SMALL_VAE_CLASS_NAME = VAE_CLASS  # config.json's _class_name (int8 storage finds the folder by it)
+WEIGHTS_NAME = VAE_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,8 @@ def test_export_int8_stores_student_and_teacher_copy_in_int8(runs, teacher_pipel
         report["megabytes"] < plain["megabytes"] and report["student_megabytes"] < plain["student_megabytes"]
     )
     assert not file_is_int8(teacher_pipeline / files[0])  # the source folder is untouched
+    vae_file = "vae/model.safetensors"  # the teacher's small VAE too, when it is not int8 yet
+    assert file_is_int8(out / vae_file) and not file_is_int8(teacher_pipeline / vae_file)
     student = WorldModelPipeline.from_pretrained(out)
     teacher = WorldModelPipeline.from_pretrained(out, student=False)
     assert student.is_student and not teacher.is_student

@@ -111,6 +111,43 @@ def test_quantize_folder_refuses_int8_files_and_non_transformer_folders(tiny, tm
         quantize_folder(tmp_path / "m" / "vae")
 
 
+def test_quantize_folder_takes_our_vae_and_leaves_other_vaes(tiny, tmp_path):
+    """A pipeline folder with a bf16 SmallVideoVAE comes out with that VAE's convolutions in int8 too (as
+    `save_pretrained(int8=True)` stores them), its student's transformer as well; a diffusers VAE folder
+    (another _class_name) is not touched."""
+    from sanawm.vae.small import SMALL_VAE_PRESETS, SmallVideoVAE
+
+    torch.manual_seed(1)
+    vae = SmallVideoVAE(SMALL_VAE_PRESETS["tiny"]).to(torch.bfloat16)
+    m = tmp_path / "m"
+    save_diffusers(tiny, m / "transformer")
+    save_diffusers(tiny, m / "student" / "transformer")
+    vae.save_pretrained(m / "vae")
+    (m / "ltx").mkdir()
+    (m / "ltx" / "config.json").write_text('{"_class_name": "AutoencoderKLLTX2Video"}')
+    save_file({"w": torch.randn(64, 128)}, m / "ltx" / "diffusion_pytorch_model.safetensors")
+    before = (m / "ltx" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+    sizes = quantize_folder(m)
+    vae_file = "vae/model.safetensors"
+    assert sorted(sizes) == ["student/transformer/" + WEIGHTS, "transformer/" + WEIGHTS, vae_file]
+    assert sizes[vae_file]["after_mb"] < sizes[vae_file]["before_mb"]
+    assert (m / "ltx" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    # the same tensors as saving the VAE in int8 directly
+    vae.save_pretrained(tmp_path / "direct", int8=True)
+    direct, quant = load_file(tmp_path / "direct" / "model.safetensors"), load_file(m / vae_file)
+    assert direct.keys() == quant.keys() and any(k.endswith(SCALE_SUFFIX) for k in quant)
+    assert all(torch.equal(direct[k], quant[k]) for k in direct)
+    back = SmallVideoVAE.from_pretrained(m / "vae")
+    ref = vae.float().state_dict()
+    for k, v in back.state_dict().items():
+        assert (v - ref[k]).abs().max() <= ref[k].abs().max() / 127 + 1e-6, k
+    # a second pass: refused, or (skip_int8) a no-op over every file, the VAE's included
+    with pytest.raises(Int8WeightsError, match="int8 already"):
+        quantize_folder(m)
+    assert quantize_folder(m, skip_int8=True) == {}
+
+
 def _damaged(tmp_path, tiny, edit):
     save_diffusers(tiny, tmp_path, int8=True)
     path = tmp_path / WEIGHTS

@@ -41,7 +41,8 @@ def test_int8_pipeline_folder_generates_close_to_the_unquantised_one(tmp_path):
         plain = _pipeline_folder(tmp_path / "plain")
         int8 = _pipeline_folder(tmp_path / "int8")
         sizes = quantize_folder(int8)
-        assert list(sizes) == [f"transformer/{WEIGHTS}"] and file_is_int8(int8 / "transformer" / WEIGHTS)
+        assert list(sizes) == [f"transformer/{WEIGHTS}", "vae/model.safetensors"]  # our VAE's file too
+        assert all(file_is_int8(int8 / f) for f in sizes)
         a, b = _latents(plain), _latents(int8)
     finally:
         torch.set_num_threads(threads)
