@@ -30,11 +30,13 @@ import torch
 from bench_720p import cuda_time  # a sibling script: benchmarks/ is on sys.path
 
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, set_gdn_kernel, to_fp32
+from sanawm.model.ops.gdn_chunk import gdn_scan_chunk
 from sanawm.model.ops.gdn_triton import gdn_scan_triton
 from sanawm.model.ops.gdn_triton_rows import gdn_scan_rows
 from sanawm.sampling import chunk_layout
 
 FIELDS = ("q", "k", "v", "beta", "decay", "q_den", "k_den")
+CHUNK_MAX_FRAMES = 16  # the chunk scan (`gdn_chunk`) is timed up to this many frames (it loops over them)
 
 
 def inputs(B, H, T, S, D, dtype, seed):
@@ -59,6 +61,8 @@ def scan_case(B, H, T, S, D, mode, chunks, dtype, seed) -> dict:
     x, state = inputs(B, H, T, S, D, dtype, seed)
     row = {"part": "scan", "mode": mode, "inputs": str(dtype).removeprefix("torch.")}
     scans = {"rows": gdn_scan_rows, "memory": gdn_scan_triton}
+    if dtype in (torch.bfloat16, torch.float16) and T <= CHUNK_MAX_FRAMES:
+        scans["chunk"] = gdn_scan_chunk  # 16-bit inputs, a few frames
     with torch.no_grad():
         ref = gdn_parallel(to_fp32(x), chunks, state)
         finite = True
@@ -74,7 +78,7 @@ def scan_case(B, H, T, S, D, mode, chunks, dtype, seed) -> dict:
         for name, fn in scans.items():
             row[f"{name}_s"] = cuda_time(lambda f=fn: f(x, chunks, state), 10)[0]
         row["pytorch_s"] = cuda_time(lambda: gdn_parallel(to_fp32(x), chunks, state), 3)[0]
-    times = {name: row[f"{name}_s"] for name in ("rows", "memory", "pytorch")}
+    times = {name: row[f"{name}_s"] for name in (*scans, "pytorch")}
     row["fastest"] = min(times, key=times.get)
     return row
 
@@ -249,21 +253,23 @@ def main(argv=None) -> int:
 
 def summarise(rows) -> None:
     print(
-        "\n| case | rows kernel (ms) | memory kernels (ms) | PyTorch scan (ms) | fastest | max rel. error |"
+        "\n| case | rows kernel (ms) | memory kernels (ms) | chunk scan (ms) | PyTorch scan (ms) | fastest "
+        "| max rel. error |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if r.get("part") in ("scan", "train"):
             err = max(v for k, v in r.items() if k.startswith("rel_"))
             ms = {
-                p: f"{1e3 * r[p + '_s']:.1f}" if p + "_s" in r else "-" for p in ("rows", "memory", "pytorch")
+                p: f"{1e3 * r[p + '_s']:.2f}" if p + "_s" in r else "-"
+                for p in ("rows", "memory", "chunk", "pytorch")
             }
             print(
-                f"| {r['case']} | {ms['rows']} | {ms['memory']} | {ms['pytorch']} | {r['fastest']} "
-                f"| {err:.1e} |"
+                f"| {r['case']} | {ms['rows']} | {ms['memory']} | {ms['chunk']} | {ms['pytorch']} "
+                f"| {r['fastest']} | {err:.1e} |"
             )
         elif "error" in r:
-            print(f"| {r['case']} | {r['error']} | | | | |")
+            print(f"| {r['case']} | {r['error']} | | | | | |")
     print("\n| GDN layer, 60 s | ms | first call (s) | peak GiB |")
     print("| --- | --- | --- | --- |")
     for r in rows:

@@ -176,7 +176,7 @@ def gdn_parallel(
     return GDNOutput(num, den, GDNState(num_last, den_last))
 
 
-GDN_KERNELS = ("auto", "pytorch", "rows", "memory")
+GDN_KERNELS = ("auto", "pytorch", "rows", "memory", "chunk")
 # Under torch.compile, "auto" traces the PyTorch scan into the graph for calls of at most this many frames
 # (a streaming step's chunk): fused with the feature maps and free of the graph break the row kernel
 # needs, the 60 s 720p 4-step stream (compiled blocks, CUDA graphs) took 10.87 s against 11.69 s on an
@@ -232,9 +232,14 @@ def kernel_supports(x: GDNInputs, state: GDNState | None) -> bool:
 
 
 def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str | None = None) -> str:
-    """Which scan `gdn_scan` runs: "pytorch" (`gdn_parallel`), "rows" (`gdn_triton_rows`, inference) or
-    "memory" (`gdn_triton`, forward and backward). `setting` defaults to `gdn_kernel_setting()`."""
+    """Which scan `gdn_scan` runs: "pytorch" (`gdn_parallel`), "rows" (`gdn_triton_rows`, inference),
+    "memory" (`gdn_triton`, forward and backward) or "chunk" (`gdn_chunk`, inference, 16-bit inputs).
+    `setting` defaults to `gdn_kernel_setting()`."""
     setting = gdn_kernel_setting() if setting is None else _resolve(setting, "setting")
+    if setting == "chunk" and cp is None and not needs_grad(x, state):
+        from . import gdn_chunk
+
+        return "chunk" if gdn_chunk.supports(x, state) else "pytorch"
     if setting == "pytorch" or cp is not None or not x.k.is_cuda:
         return "pytorch"
     if setting == "memory":
@@ -258,12 +263,15 @@ def gdn_scan(
     """The GDN scan the network runs; every path computes `gdn_reference`'s function.
 
     Paths (`gdn_path` decides; measured at the 60 s 720p size, docs/benchmarks.md "Which GDN path runs"):
-    - "pytorch": `gdn_parallel` in fp32. Always with context parallelism or off CUDA.
+    - "pytorch": `gdn_parallel` in fp32. Always with context parallelism, and off CUDA unless "chunk" is
+      asked for.
     - "rows": `gdn_triton_rows`, one Triton kernel per direction, inference only (1.4x the PyTorch scan
       on bf16 inputs, 7x slower on fp32).
     - "memory": `gdn_triton`, Triton kernels with a backward (an autograd Function); slower than the
       PyTorch scan (0.35x forward, 0.36x forward + backward) but half the activation memory of a
       60 s GDN layer's forward + backward (20 GiB instead of 40).
+    - "chunk": `gdn_chunk`, 16-bit tensor-core matmuls for the per-frame transitions and outputs, the
+      D x D recurrence in fp32, in PyTorch (no Triton, so torch.compile traces it); inference only.
 
     The setting (`set_gdn_kernel`, which the training config's `run.gdn_kernel` calls, else the
     environment variable SANAWM_GDN_KERNEL) picks among them:
@@ -272,6 +280,9 @@ def gdn_scan(
     - "pytorch" (or "0", "off"): always the PyTorch scan.
     - "rows": "rows" whenever nothing needs gradients (fp32 inputs too), else "pytorch".
     - "memory": "memory" wherever it applies (CUDA, one rank, its dtypes), with or without gradients.
+    - "chunk": `gdn_chunk.gdn_scan_chunk` (transitions and outputs as 16-bit tensor-core matmuls, the D x D
+      recurrence in fp32; meant for a streamed chunk's few frames) whenever nothing needs gradients, one
+      rank and 16-bit inputs (on the CPU too), else "pytorch".
     Where the chosen kernel does not apply (no Triton, float64, head dims over 128) the PyTorch scan runs."""
     path = gdn_path(x, state, cp)
     if path == "rows":
@@ -282,6 +293,10 @@ def gdn_scan(
         from . import gdn_triton
 
         return gdn_triton.gdn_scan_triton(x, chunks, state)
+    if path == "chunk":
+        from . import gdn_chunk
+
+        return gdn_chunk.gdn_scan_chunk(x, chunks, state)
     return gdn_parallel(to_fp32(x), chunks, state, cp=cp)
 
 
