@@ -181,10 +181,10 @@ def test_dispatch_on_cuda(monkeypatch):
     assert calls == ["rows", "memory"]
 
 
-def test_compiled_streaming_chunk_traces_the_pytorch_scan(monkeypatch):
-    """Under torch.compile, "auto" runs a chunk of a few frames on the PyTorch scan inside the graph:
-    fullgraph compiles (the row kernel, a compiler.disable'd call, would break it), and the result
-    equals the eager row kernel's within the bf16 tolerance."""
+def test_compiled_streaming_chunk_stays_in_the_graph(monkeypatch):
+    """Under torch.compile, "auto" runs a chunk of a few frames inside the graph (the chunk scan for
+    these bf16 inputs): fullgraph compiles (the row kernel, a compiler.disable'd call, would break it),
+    and the result equals the eager row kernel's within the bf16 tolerance."""
     monkeypatch.delenv("SANAWM_GDN_KERNEL", raising=False)
     torch._dynamo.reset()
     x, state = _inputs(1, 4, 3, 64, 32, 32, torch.bfloat16, 11)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sanawm.model.ops import gdn, gdn_triton, gdn_triton_rows
+from sanawm.model.ops import gdn, gdn_chunk, gdn_triton, gdn_triton_rows
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_path, gdn_scan
 from sanawm.training.config import load_config
 
@@ -73,14 +73,18 @@ def test_default_is_auto_and_numerator_only_and_state_follow_it():
     assert gdn_path(inputs(BF16), trained_state) == "pytorch"
 
 
-def test_auto_traces_the_pytorch_scan_into_compiled_streaming_steps(monkeypatch):
-    """While torch.compile traces, "auto" keeps short calls (a streaming chunk) in the graph on the
-    PyTorch scan (the 60 s 720p stream, compiled and graphed: 10.87 s against 11.69 s with the row
-    kernel); longer calls, eager calls and explicit settings are unchanged."""
+def test_auto_traces_the_chunk_scan_into_compiled_streaming_steps(monkeypatch):
+    """While torch.compile traces, "auto" keeps short calls (a streaming chunk) in the graph on the chunk
+    scan for 16-bit inputs (the 60 s 720p stream, compiled and graphed, one H100: 10.48 s against 11.37 s
+    on the PyTorch scan), on the PyTorch scan for fp32; longer calls, eager calls and explicit settings
+    are unchanged."""
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     frames = gdn.COMPILED_SCAN_FRAMES
+    assert gdn_path(inputs(BF16, T=3)) == "chunk"
+    assert gdn_path(inputs(FP16, T=frames)) == "chunk"
+    assert gdn_path(inputs(FP32, T=3)) == "pytorch"
+    monkeypatch.setattr(gdn_chunk, "CUDA_PRODUCTS", False)  # a torch without bmm's out_dtype
     assert gdn_path(inputs(BF16, T=3)) == "pytorch"
-    assert gdn_path(inputs(BF16, T=frames)) == "pytorch"
     assert gdn_path(inputs(BF16, T=frames + 1)) == "rows"
     assert gdn_path(inputs(BF16, T=3), None, None, "rows") == "rows"
     assert gdn_path(inputs(BF16, T=3), None, None, "memory") == "memory"

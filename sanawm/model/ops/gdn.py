@@ -177,10 +177,11 @@ def gdn_parallel(
 
 
 GDN_KERNELS = ("auto", "pytorch", "rows", "memory", "chunk")
-# Under torch.compile, "auto" traces the PyTorch scan into the graph for calls of at most this many frames
-# (a streaming step's chunk): fused with the feature maps and free of the graph break the row kernel
-# needs, the 60 s 720p 4-step stream (compiled blocks, CUDA graphs) took 10.87 s against 11.69 s on an
-# H200 (docs/benchmarks.md). Longer calls keep the row kernel (not measured compiled).
+# Under torch.compile, "auto" traces a scan into the graph for calls of at most this many frames (a
+# streaming step's chunk), free of the graph break the row kernel needs: the chunk scan (`gdn_chunk`) for
+# 16-bit inputs, else the PyTorch scan. The 60 s 720p 4-step stream (compiled blocks, CUDA graphs; one
+# H100, docs/benchmarks.md): 10.48 s on the chunk scan, 11.37 s on the PyTorch scan (on an H200 the
+# PyTorch scan took 10.87 s against the row kernel's 11.69 s). Longer calls keep the row kernel.
 COMPILED_SCAN_FRAMES = 8
 _ALIASES = {"0": "pytorch", "off": "pytorch", "1": "auto", "on": "auto"}
 _setting: str | None = None  # set_gdn_kernel's choice; None: the environment variable, else "auto"
@@ -249,7 +250,9 @@ def gdn_path(x: GDNInputs, state: GDNState | None = None, cp=None, setting: str 
     if needs_grad(x, state):
         return "pytorch"  # "auto" and "rows": the PyTorch scan trains faster than the kernels
     if setting == "auto" and x.num_frames <= COMPILED_SCAN_FRAMES and torch.compiler.is_compiling():
-        return "pytorch"  # traced into the compiled graph (the row kernel would break it): 7% faster stream
+        from . import gdn_chunk  # traced into the compiled graph (the row kernel would break it)
+
+        return "chunk" if gdn_chunk.CUDA_PRODUCTS and gdn_chunk.supports(x, state) else "pytorch"
     if setting == "auto" and x.k.dtype not in (torch.bfloat16, torch.float16):
         return "pytorch"  # the row kernel is 7x slower than the PyTorch scan on fp32 inputs
     from . import gdn_triton_rows
@@ -276,7 +279,8 @@ def gdn_scan(
     The setting (`set_gdn_kernel`, which the training config's `run.gdn_kernel` calls, else the
     environment variable SANAWM_GDN_KERNEL) picks among them:
     - "auto" (default): "rows" on CUDA for bf16/fp16 inputs when nothing needs gradients, else "pytorch";
-      "pytorch" too while torch.compile traces a call of at most `COMPILED_SCAN_FRAMES` frames.
+      while torch.compile traces a call of at most `COMPILED_SCAN_FRAMES` frames, "chunk" for 16-bit
+      inputs (where torch has bmm's out_dtype) and "pytorch" for the others.
     - "pytorch" (or "0", "off"): always the PyTorch scan.
     - "rows": "rows" whenever nothing needs gradients (fp32 inputs too), else "pytorch".
     - "memory": "memory" wherever it applies (CUDA, one rank, its dtypes), with or without gradients.
