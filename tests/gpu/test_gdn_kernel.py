@@ -10,10 +10,9 @@ Tolerances (relative L2 against `gdn_parallel` in fp32 on the same input values)
 import pytest
 import torch
 
-from sanawm.model import SanaWMTransformer, get_preset
 from sanawm.model.ops import gdn, gdn_triton, gdn_triton_rows
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_parallel, gdn_scan, to_fp32
-from tests.model.helpers import camera_inputs, network_layout, randomize
+from tests.model.helpers import network_layout, tiny_network
 
 pytestmark = [
     pytest.mark.gpu,
@@ -197,15 +196,7 @@ def test_compiled_streaming_chunk_stays_in_the_graph(monkeypatch):
 
 
 def _tiny_network():
-    torch.manual_seed(0)
-    model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).cuda()
-    g = torch.Generator().manual_seed(1)
-    T, grid = 7, (4, 6)
-    lat = torch.randn(1, model.cfg.in_channels, T, *grid, generator=g).cuda()
-    ts = (torch.rand(1, T, generator=g) * 1000).cuda()
-    text = torch.randn(1, 5, model.cfg.caption_channels, generator=g).cuda()
-    camera, plucker = (t.cuda() for t in camera_inputs(T, grid))
-    return model, (lat, ts, text, None, camera, plucker)
+    return tiny_network(7, "cuda")
 
 
 def test_network_with_row_kernel_equals_network_without(monkeypatch):

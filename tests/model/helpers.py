@@ -55,6 +55,25 @@ def randomize(model: SanaWMTransformer, scale: float = 0.1, seed: int = 0) -> Sa
     return model
 
 
+def tiny_network(latent_frames: int = 7, device="cpu", dtype=torch.float32):
+    """`sana-wm-tiny` with every branch live (seed 0) and one set of its inputs (seed 1) on `device` in
+    `dtype`: (model, (latents, timesteps, text, text mask None, camera, plucker)) on a 4x6 token grid."""
+    from sanawm.model import get_preset
+
+    torch.manual_seed(0)
+    model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).to(device=device, dtype=dtype)
+    g = torch.Generator().manual_seed(1)
+    T, grid = latent_frames, (4, 6)
+    lat = torch.randn(1, model.cfg.in_channels, T, *grid, generator=g)
+    ts = torch.rand(1, T, generator=g) * 1000
+    text = torch.randn(1, 5, model.cfg.caption_channels, generator=g)
+    camera, plucker = camera_inputs(T, grid)
+    lat, ts, text, camera, plucker = (
+        t.to(device=device, dtype=dtype) for t in (lat, ts, text, camera, plucker)
+    )
+    return model, (lat, ts, text, None, camera, plucker)
+
+
 def network_layout(x: GDNInputs) -> GDNInputs:
     """The same values in the memory layout `SelfAttention._gdn` hands to `gdn_scan` (differentiable).
 

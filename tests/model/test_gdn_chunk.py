@@ -5,11 +5,10 @@ in tests/gpu/test_gdn_kernel.py); its dispatch ("chunk"); the network on it."""
 import pytest
 import torch
 
-from sanawm.model import SanaWMTransformer, get_preset
 from sanawm.model.ops import gdn
 from sanawm.model.ops.gdn import GDNInputs, GDNState, gdn_path, gdn_reference
 from sanawm.model.ops.gdn_chunk import gdn_scan_chunk
-from tests.model.helpers import camera_inputs, randomize
+from tests.model.helpers import tiny_network
 
 # The operands that are not 16-bit numbers (β·K̂ and the fp32 states) enter as hi + lo 16-bit pairs: about
 # 16 bits of mantissa, so against the float64 reference of the same 16-bit inputs the error is ~1e-6
@@ -127,15 +126,9 @@ def test_chunk_scan_compiles_whole():
 def test_streaming_network_on_the_chunk_scan(monkeypatch):
     """The tiny network in bf16, streamed in chunks of 3 frames with carried state: the chunk scan against
     the PyTorch scan (fp32), within what bf16 activations allow."""
-    torch.manual_seed(0)
-    model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).to(torch.bfloat16).eval()
-    g = torch.Generator().manual_seed(1)
-    T, grid = 6, (4, 6)
-    lat = torch.randn(1, model.cfg.in_channels, T, *grid, generator=g).bfloat16()
-    ts = (torch.rand(1, T, generator=g) * 1000).bfloat16()
-    text = torch.randn(1, 5, model.cfg.caption_channels, generator=g).bfloat16()
-    camera, plucker = (t.bfloat16() for t in camera_inputs(T, grid))
     from sanawm.model.ops import gdn_chunk
+
+    model, args = tiny_network(6, dtype=torch.bfloat16)
 
     calls, scan = [], gdn_chunk.gdn_scan_chunk
     monkeypatch.setattr(gdn_chunk, "gdn_scan_chunk", lambda *a: calls.append(1) or scan(*a))
@@ -143,6 +136,6 @@ def test_streaming_network_on_the_chunk_scan(monkeypatch):
     for setting in ("chunk", "pytorch"):
         monkeypatch.setenv("SANAWM_GDN_KERNEL", setting)
         with torch.no_grad():
-            outs[setting] = model(lat, ts, text, None, camera, plucker, chunks=(3, 3), kv_window=1)
+            outs[setting] = model.eval()(*args, chunks=(3, 3), kv_window=1)
     assert calls and torch.isfinite(outs["chunk"]).all()
     assert _rel(outs["chunk"], outs["pytorch"]) < 1e-2
