@@ -160,7 +160,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         tmp = Path(tmp)
         frames = add_minimap(result.frames, result.trajectory) if args.preview else result.frames
-        write_video(tmp / "video.mp4", frames, cfg.fps)
+        write_video(tmp / "video.mp4", frames, cfg.fps, preset="veryfast")
         save_trajectory(result.trajectory, tmp / "cameras.json")
         plot_trajectory(result.trajectory, tmp / "trajectory.png")
         out.parent.mkdir(parents=True, exist_ok=True)

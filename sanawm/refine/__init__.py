@@ -20,9 +20,20 @@ from .base import (
     RefinerStream,
     refine_clip,
 )
-from .ltx2 import LTX2Refiner, LTX2RefinerState
-from .ltx2_text import LTX2PromptEncoder
 from .small import SmallRefiner, SmallRefinerState, small_schedule
+
+# The LTX-2 backend imports diffusers (seconds on a CPU), which the small refiner never needs: loaded on
+# first use, so `sanawm generate` with the shipped refiner does not pay for it.
+_LAZY = {"LTX2Refiner": ".ltx2", "LTX2RefinerState": ".ltx2", "LTX2PromptEncoder": ".ltx2_text"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RELEASE_SIGMAS",

@@ -20,6 +20,15 @@ def test_lossy_round_trip_is_close(tmp_path):
     assert not list(tmp_path.glob(".*")), "the temporary file was left behind"
 
 
+def test_fast_preset_keeps_the_quality_and_bad_presets_are_refused(tmp_path):
+    frames = smooth_frames()
+    fast = read_video(write_video(tmp_path / "fast.mp4", frames, FPS, preset="veryfast"))
+    assert psnr(fast, frames) > 35.0  # the same crf: about the same quality as "medium"
+    with pytest.raises(ValueError, match="not an x264 preset.*veryfast"):
+        write_video(tmp_path / "bad.mp4", frames, FPS, preset="quick")
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 def test_lossless_round_trip_is_exact(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
     path = write_video(tmp_path / "v.mp4", frames, 10.0, lossless=True)
