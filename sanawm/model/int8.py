@@ -259,7 +259,8 @@ def quantize_folder(folder: str | Path, min_numel: int = MIN_NUMEL, skip_int8: b
     folder with no transformer, a sharded checkpoint, or an int8 file unless `skip_int8` (then such
     files are left as they are and not listed)."""
     folder = Path(folder)
-    if not transformer_folders(folder):
+    files = weights_files(folder)
+    if not any(f.name == WEIGHTS for f in files):  # no transformer folder
         sharded = [p.parent for p in folder.rglob(WEIGHTS + ".index.json")]
         if sharded:
             raise Int8WeightsError(
@@ -269,7 +270,6 @@ def quantize_folder(folder: str | Path, min_numel: int = MIN_NUMEL, skip_int8: b
             f"{folder} has no SANA-WM transformer folder (config.json with _class_name {TRANSFORMER_CLASS} "
             f"and {WEIGHTS}); pass a pipeline folder (transformer/, vae/, ...) or a transformer folder"
         )
-    files = weights_files(folder)
     already = [f for f in files if file_is_int8(f)]
     if already and not skip_int8:
         raise Int8WeightsError(

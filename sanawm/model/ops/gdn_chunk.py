@@ -14,7 +14,7 @@ Why: inside a compiled streaming step (`torch.compile` + CUDA graphs, 3 frames a
 (`gdn.gdn_parallel`) upcasts every input to fp32 and multiplies on the CUDA cores. Here the 16-bit inputs
 go to the tensor cores as they are, with fp32 accumulation and fp32 results (`torch.bmm(..., out_dtype=
 torch.float32)` on CUDA). Two operands are not 16-bit numbers: β·K̂ (a product) and the fp32 states. Each
-enters as a pair of 16-bit parts a ≈ hi + lo (hi = a rounded, lo = (a − hi) rounded), two products
+enters as a pair of 16-bit parts a ≈ hi + lo (hi = a truncated, lo = (a − hi) rounded), two products
 instead of one, so the products keep about 16 bits of the operand's mantissa: finer than the row
 kernel's TF32 products (10 bits), coarser than fp32. Off CUDA (tests) the same products run in fp32 on
 the exact 16-bit values.
@@ -90,8 +90,7 @@ def _transitions(k, v, beta, decay):
         U = kb.sum(3).reshape(B * H * T, 1, D)  # Σ_s β_s K̂_s
     else:
         v_t = v.reshape(B * H * T, S, -1).transpose(1, 2)  # (BHT, Dv, S)
-        hi, lo = _split(kb.reshape(B * H * T, S, D), v.dtype)
-        U = _mm(v_t, hi) + _mm(v_t, lo)  # Vᵀ β K̂
+        U = _mm_split(v_t, kb.reshape(B * H * T, S, D))  # Vᵀ β K̂
     return M.reshape(B * H, T, D, D), U.reshape(B * H, T, -1, D)
 
 
