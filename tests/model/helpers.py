@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from sanawm.cameras import latent_camera_inputs
+from sanawm.model import get_preset
 from sanawm.model.ops.gdn import GDNInputs
 from sanawm.model.transformer import SanaWMTransformer
 
@@ -58,8 +59,6 @@ def randomize(model: SanaWMTransformer, scale: float = 0.1, seed: int = 0) -> Sa
 def tiny_network(latent_frames: int = 7, device="cpu", dtype=torch.float32):
     """`sana-wm-tiny` with every branch live (seed 0) and one set of its inputs (seed 1) on `device` in
     `dtype`: (model, (latents, timesteps, text, text mask None, camera, plucker)) on a 4x6 token grid."""
-    from sanawm.model import get_preset
-
     torch.manual_seed(0)
     model = randomize(SanaWMTransformer(get_preset("sana-wm-tiny")), scale=0.1).to(device=device, dtype=dtype)
     g = torch.Generator().manual_seed(1)

@@ -129,6 +129,7 @@ def test_streaming_network_on_the_chunk_scan(monkeypatch):
     from sanawm.model.ops import gdn_chunk
 
     model, args = tiny_network(6, dtype=torch.bfloat16)
+    model.eval()
 
     calls, scan = [], gdn_chunk.gdn_scan_chunk
     monkeypatch.setattr(gdn_chunk, "gdn_scan_chunk", lambda *a: calls.append(1) or scan(*a))
@@ -136,6 +137,6 @@ def test_streaming_network_on_the_chunk_scan(monkeypatch):
     for setting in ("chunk", "pytorch"):
         monkeypatch.setenv("SANAWM_GDN_KERNEL", setting)
         with torch.no_grad():
-            outs[setting] = model.eval()(*args, chunks=(3, 3), kv_window=1)
+            outs[setting] = model(*args, chunks=(3, 3), kv_window=1)
     assert calls and torch.isfinite(outs["chunk"]).all()
     assert _rel(outs["chunk"], outs["pytorch"]) < 1e-2
