@@ -6,9 +6,10 @@ Per clip, one block j of the refiner's layout (sink, then blocks of `block_size`
 
 The network sees the clip chunk-causally (chunks = the refiner's blocks, its KV window): the frames before
 block j clean (ground truth at σ = 0, the clean-context pattern standing in for refined history), block j
-at x_τ with timestep 1000 τ, later frames clean (causally invisible to block j). The loss is the mean
-squared error against v* on block j only; the sink frame is never a target. A run is a `_Distiller`-style
-loop (config.yaml, metrics.jsonl, EMA, atomic checkpoints with exact resume, time box, bf16 on CUDA).
+at x_τ with timestep 1000 τ; later frames are causally invisible to block j, so the clip is cut after it
+(a batch shares its j). The loss is the mean squared error against v* on block j only; the sink frame is
+never a target. A run is a `_Distiller`-style loop (config.yaml, metrics.jsonl, EMA, atomic checkpoints
+with exact resume, time box, bf16 on CUDA).
 """
 
 from __future__ import annotations
@@ -108,13 +109,19 @@ def truncated_flow_inputs(stage1, target, noise, sigma_s: float, tau):
 def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, sigma_s, chunks, kv_window):
     """Truncated-σ loss of a batch (stage1, latents = targets, noise, text, text_mask, camera, plucker) with
     target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,)."""
-    target, stage1 = batch["latents"], batch["stage1"]
-    x_tau, v = truncated_flow_inputs(stage1, target, batch["noise"], sigma_s, tau)
-    T = target.shape[2]
     starts = torch.tensor([sum(chunks[: i + 1]) for i in range(len(chunks) - 1)])
     sizes = torch.tensor(chunks[1:])
-    frame = torch.arange(T)
     lo, hi = starts[block.cpu()], starts[block.cpu()] + sizes[block.cpu()]
+    # The network is chunk-causal: frames after the latest target block cannot reach any target, so the
+    # clip is cut there (half the work on average when a batch shares its block).
+    T = int(hi.max())
+    chunks = tuple(chunks[: int(block.max()) + 2])
+    target, stage1, noise = (batch[k][:, :, :T] for k in ("latents", "stage1", "noise"))
+    camera, plucker = batch.get("camera"), batch.get("plucker")
+    camera = camera[:, :T] if camera is not None else None
+    plucker = plucker[:, :, :T] if plucker is not None else None
+    x_tau, v = truncated_flow_inputs(stage1, target, noise, sigma_s, tau)
+    frame = torch.arange(T)
     sel = ((frame[None] >= lo[:, None]) & (frame[None] < hi[:, None])).to(target.device)  # (B, T)
     inputs = torch.where(sel[:, None, :, None, None], x_tau, target)
     timestep = sel.float() * tau.to(target.device)[:, None] * 1000.0
@@ -123,8 +130,8 @@ def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, 
         timestep,
         batch["text"],
         batch["text_mask"],
-        batch.get("camera"),
-        batch.get("plucker"),
+        camera,
+        plucker,
         chunks=chunks,
         kv_window=kv_window,
     )
@@ -214,7 +221,8 @@ class RefinerTrainer(_Distiller):
         cfg = self.cfg
         g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, self.step, 40))
         B = batch["latents"].shape[0]
-        block = torch.randint(0, len(self.chunks) - 1, (B,), generator=g)
+        # one target block for the whole batch, so that refiner_loss can cut every clip after it
+        block = torch.randint(0, len(self.chunks) - 1, (1,), generator=g).expand(B)
         sigma_s = float(cfg.refiner.sigmas[0])
         tau = sigma_s * (1 - torch.rand(B, generator=g))  # (0, σ_s]
         keys = ["latents", "stage1", "noise", "text", "text_mask"]

@@ -191,3 +191,45 @@ def test_refiner_loss_targets_one_block_with_clean_context():
     assert torch.equal(seen["x"][1, :, :7], batch["latents"][1, :, :7])
     assert seen["t"].tolist() == [[0, 500, 500, 500, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 250]]
     assert seen["chunks"] == (1, 3, 3, 1) and seen["kv_window"] == 2
+
+
+def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
+    """A real chunk-causal network: the loss on a clip cut after its (shared) target block equals the loss
+    computed on the whole clip, per block, and the network sees only the frames up to that block."""
+    from sanawm.refine.train import refiner_loss
+
+    from ..model.helpers import tiny_network
+
+    T = 8
+    model, (lat, _, text, _, camera, plucker) = tiny_network(latent_frames=T)
+    model.eval()
+    g = torch.Generator().manual_seed(3)
+    B = 2
+    batch = {
+        "latents": lat.expand(B, -1, -1, -1, -1).clone(),
+        "stage1": lat.expand(B, -1, -1, -1, -1) + 0.3 * torch.randn(B, *lat.shape[1:], generator=g),
+        "noise": torch.randn(B, *lat.shape[1:], generator=g),
+        "text": text.expand(B, -1, -1),
+        "text_mask": torch.ones(B, text.shape[1], dtype=torch.bool),
+        "camera": camera.expand(B, -1, -1),
+        "plucker": plucker.expand(B, -1, -1, -1, -1),
+    }
+    chunks, tau = refiner_chunks(T, 3, 1), torch.tensor([0.6, 0.3])  # (1, 3, 3, 1)
+    seen = []
+
+    def recording(x, *args, **kw):
+        seen.append(x.shape[2])
+        return model(x, *args, **kw)
+
+    for j, frames in ((0, range(1, 4)), (1, range(4, 7))):
+        block = torch.full((B,), j)
+        with torch.no_grad():
+            cut = refiner_loss(recording, batch, block, tau, sigma_s=0.9, chunks=chunks, kv_window=2)
+            x_tau, v = truncated_flow_inputs(batch["stage1"], batch["latents"], batch["noise"], 0.9, tau)
+            inputs, t = batch["latents"].clone(), torch.zeros(B, T)
+            inputs[:, :, frames], t[:, frames] = x_tau[:, :, frames], tau[:, None] * 1000
+            keys = ("text", "text_mask", "camera", "plucker")
+            pred = model(inputs, t, *(batch[k] for k in keys), chunks=chunks, kv_window=2)
+        want = (pred - v)[:, :, frames].square().mean()
+        assert seen[-1] == frames[-1] + 1  # the frames after the block were cut
+        torch.testing.assert_close(cut, want, rtol=1e-5, atol=1e-6)
