@@ -1,6 +1,7 @@
 """Training the small refiner: truncated-σ flow matching on (stage-1, ground-truth) pairs (SPEC 5).
 
-Per clip, one block j of the refiner's layout (sink, then blocks of `block_size`) is the target:
+Per batch, one block j of the refiner's layout (sink, then blocks of `block_size`) is the target, drawn
+uniformly or, with `refiner.target_bias` b > 0, with probability ∝ (j + 1)^b (the late clip weighs more):
 
     x_σs = (1 − σ_s)·x_stage1 + σ_s·ε,   v* = (x_σs − x_target)/σ_s,   τ ~ U(0, σ_s],   x_τ = x_target + τ·v*
 
@@ -64,6 +65,9 @@ class RefinerSection:
     sink_size: int = 1
     kv_window: int = 2
     init_from: str | None = None  # default: stage1.path's transformer/ (the multi-step weights)
+    # target block j drawn with probability ∝ (j + 1)^target_bias: 0 uniform over the clip; 1 in proportion
+    # to its position, so that training weighs the late clip, where stage 1 has degraded most
+    target_bias: float = 0.0
 
 
 @dataclass
@@ -84,6 +88,8 @@ def load_refiner_config(source, overrides=()) -> RefinerConfig:
             "stage1.path is not set: pass --stage1.path=PIPELINE_FOLDER (e.g. sanawm/assets/default-model)"
         )
     small_schedule(cfg.refiner.sigmas, cfg.refiner.block_size, cfg.refiner.sink_size, cfg.refiner.kv_window)
+    if not cfg.refiner.target_bias >= 0:
+        raise ValueError(f"refiner.target_bias must be >= 0 (0: uniform), got {cfg.refiner.target_bias}")
     return cfg
 
 
@@ -97,6 +103,14 @@ def refiner_chunks(latent_frames: int, block_size: int, sink_size: int) -> tuple
         + (block_size,) * (rest // block_size)
         + ((rest % block_size,) if rest % block_size else ())
     )
+
+
+def target_block(blocks: int, bias: float, generator: torch.Generator) -> torch.Tensor:
+    """A target block index (1,) in [0, blocks), drawn with probability ∝ (j + 1)^bias (0: uniform)."""
+    if bias == 0:
+        return torch.randint(0, blocks, (1,), generator=generator)
+    weights = torch.arange(1, blocks + 1, dtype=torch.float64) ** bias
+    return torch.multinomial(weights, 1, generator=generator)
 
 
 def truncated_flow_inputs(stage1, target, noise, sigma_s: float, tau):
@@ -222,7 +236,7 @@ class RefinerTrainer(_Distiller):
         g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, self.step, 40))
         B = batch["latents"].shape[0]
         # one target block for the whole batch, so that refiner_loss can cut every clip after it
-        block = torch.randint(0, len(self.chunks) - 1, (1,), generator=g).expand(B)
+        block = target_block(len(self.chunks) - 1, cfg.refiner.target_bias, g).expand(B)
         sigma_s = float(cfg.refiner.sigmas[0])
         tau = sigma_s * (1 - torch.rand(B, generator=g))  # (0, σ_s]
         keys = ["latents", "stage1", "noise", "text", "text_mask"]
@@ -289,5 +303,6 @@ __all__ = [
     "load_refiner_config",
     "refiner_chunks",
     "refiner_loss",
+    "target_block",
     "truncated_flow_inputs",
 ]

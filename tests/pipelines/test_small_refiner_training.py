@@ -4,6 +4,7 @@ generation, the truncated-σ loss formula, train + resume, export -> from_pretra
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from sanawm.cli.main import main
@@ -233,3 +234,16 @@ def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
         want = (pred - v)[:, :, frames].square().mean()
         assert seen[-1] == frames[-1] + 1  # the frames after the block were cut
         torch.testing.assert_close(cut, want, rtol=1e-5, atol=1e-6)
+
+
+def test_target_blocks_follow_the_bias():
+    """bias 0 draws blocks uniformly, bias 1 in proportion to j + 1; a negative bias is refused."""
+    from sanawm.refine.train import load_refiner_config, target_block
+
+    g = torch.Generator().manual_seed(0)
+    for bias, want in ((0.0, [0.25] * 4), (1.0, [0.1, 0.2, 0.3, 0.4])):
+        draws = torch.cat([target_block(4, bias, g) for _ in range(8000)])
+        freq = torch.bincount(draws, minlength=4).double() / len(draws)
+        assert torch.allclose(freq, torch.tensor(want, dtype=torch.float64), atol=0.02), (bias, freq)
+    with pytest.raises(ValueError, match="target_bias must be >= 0"):
+        load_refiner_config("refiner-smoke", ["--stage1.path=x", "--refiner.target_bias=-1"])
