@@ -1,0 +1,122 @@
+"""The small refiner's training step (`sanawm.refine.train.refiner_loss`, forward + backward) with the clip
+cut after its target block, against the same step on the whole clip: seconds by target block, and the mean
+over the target-block draw of `refiner.target_bias` 0 (uniform) and 1 (∝ position). The network is a
+pipeline folder's transformer (default: the shipped model's) at its training shape; the tensors are
+synthetic (the step's cost does not depend on their values).
+
+    python benchmarks/bench_refiner_step.py --frames 121 --out refiner_step.json [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from sanawm.distill.trainer import load_network
+from sanawm.pipelines.world_model import DEFAULT_MODEL
+from sanawm.refine.train import refiner_chunks, refiner_loss
+
+
+def step_seconds(model, batch, block: int, chunks, cut: bool, repeats: int, device) -> float:
+    """Median seconds of forward + backward with target block `block` (cut: as training runs it; else the
+    whole clip, as before the cut)."""
+    B = batch["latents"].shape[0]
+    blocks = torch.full((B,), block)
+    tau = torch.full((B,), 0.5)
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        if cut:
+            loss = refiner_loss(model, batch, blocks, tau, sigma_s=0.909375, chunks=chunks, kv_window=2)
+        else:  # the whole clip: every frame after the block still runs (the loss is the same)
+            loss = _whole_clip_loss(model, batch, blocks, tau, chunks)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        model.zero_grad(set_to_none=True)
+    return statistics.median(times[1:])
+
+
+def _whole_clip_loss(model, batch, block, tau, chunks):
+    """refiner_loss as it ran before the cut: the network over all T frames."""
+    from sanawm.refine.train import truncated_flow_inputs
+
+    target, stage1 = batch["latents"], batch["stage1"]
+    x_tau, v = truncated_flow_inputs(stage1, target, batch["noise"], 0.909375, tau)
+    T = target.shape[2]
+    lo = sum(chunks[: int(block[0]) + 1])
+    hi = lo + chunks[int(block[0]) + 1]
+    sel = torch.zeros(T, dtype=torch.bool, device=target.device)
+    sel[lo:hi] = True
+    inputs = torch.where(sel[None, None, :, None, None], x_tau, target)
+    timestep = sel.float()[None].expand(target.shape[0], -1) * tau.to(target.device)[:, None] * 1000.0
+    pred = model(
+        inputs, timestep, batch["text"], batch["text_mask"], batch["camera"], batch["plucker"],
+        chunks=chunks, kv_window=2,
+    )  # fmt: skip
+    return (pred.float() - v.float())[:, :, lo:hi].square().mean()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="pipeline folder (its transformer/)")
+    ap.add_argument("--frames", type=int, default=121, help="latent frames of a training clip (121: 60 s)")
+    ap.add_argument("--grid", default="8,8", help="latent tokens H,W (8,8: 256² with the shipped VAE)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--blocks", type=int, default=5, help="target blocks timed, evenly spaced")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    model = load_network(args.model, "ema").to(device).train()
+    cfg = model.cfg
+    H, W = (int(v) for v in args.grid.split(","))
+    B, T = args.batch, args.frames
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "latents": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "stage1": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "noise": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "text": torch.randn(B, 8, cfg.caption_channels, generator=g),
+        "text_mask": torch.ones(B, 8, dtype=torch.bool),
+        "camera": torch.randn(B, T, 20, generator=g) * 0.1,
+        "plucker": torch.randn(B, cfg.plucker_channels, T, H, W, generator=g) * 0.1,
+    }
+    batch = {k: v.to(device) for k, v in batch.items()}
+    chunks = refiner_chunks(T, 3, 1)
+    n = len(chunks) - 1
+    picks = sorted({round(i * (n - 1) / max(args.blocks - 1, 1)) for i in range(args.blocks)})
+    rows = []
+    for j in picks:
+        cut = step_seconds(model, batch, j, chunks, True, args.repeats, device)
+        whole = step_seconds(model, batch, j, chunks, False, args.repeats, device)
+        rows.append({"block": j, "cut_s": cut, "whole_s": whole})
+        print(json.dumps(rows[-1]), flush=True)
+    # the cut step's cost grows with the frames up to the block's end (GDN and a windowed softmax: linearly);
+    # seconds a frame, averaged over the timed blocks, give the mean over each draw of target blocks
+    ends = [sum(chunks[: j + 2]) for j in picks]
+    per_frame = statistics.mean(r["cut_s"] / e for r, e in zip(rows, ends, strict=True))
+    whole_s = statistics.mean(r["whole_s"] for r in rows)
+    result = {"device": str(device), "frames": T, "grid": [H, W], "batch": B, "rows": rows}
+    result["whole_s"] = whole_s
+    for bias in (0.0, 1.0):
+        w = torch.arange(1, n + 1, dtype=torch.float64) ** bias
+        mean_end = float((w * torch.tensor([sum(chunks[: j + 2]) for j in range(n)])).sum() / w.sum())
+        result[f"cut_mean_s_bias{bias:g}"] = per_frame * mean_end
+        result[f"speedup_bias{bias:g}"] = whole_s / (per_frame * mean_end)
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}))
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
