@@ -122,7 +122,8 @@ def truncated_flow_inputs(stage1, target, noise, sigma_s: float, tau):
 
 def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, sigma_s, chunks, kv_window):
     """Truncated-σ loss of a batch (stage1, latents = targets, noise, text, text_mask, camera, plucker) with
-    target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,)."""
+    target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,). The network
+    runs on the frames up to the end of the latest target block only."""
     starts = torch.tensor([sum(chunks[: i + 1]) for i in range(len(chunks) - 1)])
     sizes = torch.tensor(chunks[1:])
     lo, hi = starts[block.cpu()], starts[block.cpu()] + sizes[block.cpu()]

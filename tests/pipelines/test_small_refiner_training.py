@@ -11,8 +11,15 @@ from sanawm.cli.main import main
 from sanawm.model.int8 import file_is_int8
 from sanawm.pipelines import WorldModelPipeline
 from sanawm.refine.pairs import PairDataset, build_pairs, clip_seed
-from sanawm.refine.train import refiner_chunks, truncated_flow_inputs
+from sanawm.refine.train import (
+    load_refiner_config,
+    refiner_chunks,
+    refiner_loss,
+    target_block,
+    truncated_flow_inputs,
+)
 
+from ..model.helpers import tiny_network
 from .test_world_model import _image
 
 
@@ -167,8 +174,6 @@ def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsy
 def test_refiner_loss_targets_one_block_with_clean_context():
     """With a recording model that predicts zeros, the loss is mean(v*²) over the target block only, the
     inputs are clean targets outside that block and x_τ in it, and the timesteps 1000 τ only there."""
-    from sanawm.refine.train import refiner_loss
-
     g = torch.Generator().manual_seed(0)
     B, C, T, H, W = 2, 3, 8, 2, 2
     batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
@@ -197,10 +202,6 @@ def test_refiner_loss_targets_one_block_with_clean_context():
 def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
     """A real chunk-causal network: the loss on a clip cut after its (shared) target block equals the loss
     computed on the whole clip, per block, and the network sees only the frames up to that block."""
-    from sanawm.refine.train import refiner_loss
-
-    from ..model.helpers import tiny_network
-
     T = 8
     model, (lat, _, text, _, camera, plucker) = tiny_network(latent_frames=T)
     model.eval()
@@ -238,8 +239,6 @@ def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
 
 def test_target_blocks_follow_the_bias():
     """bias 0 draws blocks uniformly, bias 1 in proportion to j + 1; a negative bias is refused."""
-    from sanawm.refine.train import load_refiner_config, target_block
-
     g = torch.Generator().manual_seed(0)
     for bias, want in ((0.0, [0.25] * 4), (1.0, [0.1, 0.2, 0.3, 0.4])):
         draws = torch.cat([target_block(4, bias, g) for _ in range(8000)])
