@@ -100,7 +100,9 @@ def annotate_batch(
         return report is not None and not (retry_failed and report.get("verdict") == "failed")
 
     todo = [(p, n) for p, n in zip(items, names, strict=True) if not done(n)]
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # spawn, not fork: a forked worker inherits the parent's library thread pools without their threads
+    # (PyAV 18.1.1's swscale slice threads, once the parent has decoded a frame) and can hang for ever
+    ctx = mp.get_context("spawn")
     running: dict[str, tuple[mp.Process, float, Path]] = {}
     bar = tqdm(
         total=len(items), initial=len(items) - len(todo), desc="annotate", unit="clip", disable=not progress
