@@ -23,7 +23,8 @@
 # (121 latent frames, the length `sanawm generate` streams by default; a quarter of LR), from phase 2's EMA,
 # WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE preset; the world model's latent
 # channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
-# VAE_SCENES [160] (3 s clips for the VAE). With --continue the VAE restarts its cosine at a lower peak (2e-4).
+# VAE_SCENES [160] (3 s clips for the VAE), FIRST_CHUNK_P [unset: the preset's mix] (samples in the
+# first_chunk pattern, taken from clean_context's 0.3). With --continue the VAE restarts its cosine at a lower peak (2e-4).
 # The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*);
 # EVAL=0 leaves them out (e.g. to evaluate the int8 export on a CPU instead, as the shipped model is).
 #
@@ -190,6 +191,12 @@ log "VAE done: $(python3 -c "import json; r = json.load(open('$WORK/vae-eval.jso
 # The world model reads the VAE's latents: its input/output width is the VAE's latent channels.
 CHANNELS=$(python3 -c "import json; print(json.load(open('$WORK/vae/vae/config.json'))['latent_channels'])")
 PHASE_ARGS+=(--model.overrides.in_channels="$CHANNELS")
+# FIRST_CHUNK_P: the share of samples in the first_chunk pattern (sanawm.training.timesteps), taken from
+# clean_context's; the first chunk at high σ gets 1.4-2.6% of the loss without it (docs/model-card.md)
+if [[ -n ${FIRST_CHUNK_P:-} ]]; then
+    PHASE_ARGS+=(--flow.timesteps.p_first_chunk="$FIRST_CHUNK_P"
+                 --flow.timesteps.p_clean_context="$(python3 -c "print(max(0.0, 0.3 - $FIRST_CHUNK_P))")")
+fi
 
 log "latents, phase 1"
 wait_for worlds-a

@@ -6,8 +6,8 @@ the shifted logit-normal of SD3/Sana:
     σ = shift(sigmoid(N(logit_mean, logit_std²))),   shift(s) = k s / (1 + (k − 1) s),  k = `shift` (≈ 10)
 
 Bidirectional training (`chunks` None or one chunk) gives all frames of a sample one σ. Chunk-causal
-training mixes four patterns over the chunks c = 0 … n−1 of the latent frames, one pattern per sample,
-chosen with probabilities proportional to the `p_*` weights (SPEC 6: 0.1 / 0.4 / 0.4 / 0.1):
+training mixes five patterns over the chunks c = 0 … n−1 of the latent frames, one pattern per sample,
+chosen with probabilities proportional to the `p_*` weights (SPEC 6: 0.1 / 0.4 / 0.4 / 0.1, and 0):
 
     same            one σ for every frame.
     increasing      n i.i.d. draws sorted ascending; chunk c takes the c-th smallest, so later chunks
@@ -17,6 +17,11 @@ chosen with probabilities proportional to the `p_*` weights (SPEC 6: 0.1 / 0.4 /
                     history that stands in for imperfect generated context. Only the last chunk is a
                     target: earlier chunks get loss weight `anchor_context_weight` (default 0).
     clean_context   teacher forcing: the last chunk takes a draw σ_L, every earlier chunk σ = 0.
+    first_chunk     the first chunk as generation starts it: chunk 0 takes a free draw σ_0 (not the
+                    smallest of n, as under `increasing`), later chunks the sorted other draws, raised
+                    to at least σ_0 (never less noisy than chunk 0). With a clean frame 0 this is the
+                    image-to-first-chunk step, which the other patterns train at high σ only rarely
+                    (`same`, and `increasing` when every draw is high).
 
 Independently, with probability `clean_first_prob` (SPEC: 0.9) a sample's frame 0 (the encoded first
 image) is clean, σ = 0. A frame with σ = 0 always has loss weight 0: its velocity target ε − x₀ cannot
@@ -36,7 +41,7 @@ import torch
 
 from .flow_matching import logit_normal_sigma
 
-PATTERNS = ("same", "increasing", "anchor", "clean_context")
+PATTERNS = ("same", "increasing", "anchor", "clean_context", "first_chunk")
 
 
 @dataclass
@@ -51,6 +56,7 @@ class TimestepSampler:
     p_increasing: float = 0.4
     p_anchor: float = 0.4
     p_clean_context: float = 0.1
+    p_first_chunk: float = 0.0
     anchor_max_sigma: float = 0.1
     anchor_context_weight: float = 0.0
 
@@ -62,16 +68,16 @@ class TimestepSampler:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(self.pattern_weights) < 0 or sum(self.pattern_weights) <= 0:
             raise ValueError(
-                "the pattern weights p_same, p_increasing, p_anchor, p_clean_context must be ≥ 0 and "
-                f"not all zero, got {self.pattern_weights}"
+                "the pattern weights p_same, p_increasing, p_anchor, p_clean_context, p_first_chunk must be "
+                f"≥ 0 and not all zero, got {self.pattern_weights}"
             )
         if self.anchor_context_weight < 0:
             raise ValueError(f"anchor_context_weight must be ≥ 0, got {self.anchor_context_weight}")
 
     @property
-    def pattern_weights(self) -> tuple[float, float, float, float]:
+    def pattern_weights(self) -> tuple[float, float, float, float, float]:
         """Weights in the order of `PATTERNS`."""
-        return (self.p_same, self.p_increasing, self.p_anchor, self.p_clean_context)
+        return (self.p_same, self.p_increasing, self.p_anchor, self.p_clean_context, self.p_first_chunk)
 
     def draw(self, shape, generator: torch.Generator | None = None) -> torch.Tensor:
         """i.i.d. σ from the shifted logit-normal."""
@@ -114,9 +120,10 @@ class TimestepSampler:
                 draws.sort(dim=1).values,  # increasing
                 torch.cat([torch.minimum(self.anchor_max_sigma * uniforms[:, :-1], last), last], 1),
                 torch.cat([torch.zeros_like(draws[:, :-1]), last], 1),  # clean_context
+                torch.cat([draws[:, :1], draws[:, 1:].sort(dim=1).values], 1).cummax(dim=1).values,
             ]
         )[pattern, torch.arange(batch)]  # (B, n)
-        context_weight = torch.ones(4, n)
+        context_weight = torch.ones(len(PATTERNS), n)
         context_weight[PATTERNS.index("anchor"), :-1] = self.anchor_context_weight
 
         index = torch.repeat_interleave(torch.arange(n), torch.tensor(chunks))  # frame -> chunk

@@ -44,7 +44,7 @@ def test_stage_presets_follow_spec_6():
     for s in (s1, s2, s3, s4):
         assert s.optim.grad_clip == 0.5 and s.run.precision == "bf16"
         assert s.flow.timesteps.shift == 10.0 and s.flow.timesteps.clean_first_prob == 0.9
-        assert s.flow.timesteps.pattern_weights == (0.1, 0.4, 0.4, 0.1)
+        assert s.flow.timesteps.pattern_weights == (0.1, 0.4, 0.4, 0.1, 0.0)
     assert s2.model.init_from == "runs/stage1-gdn" and s4.model.init_from == "runs/stage3-minute-camera"
 
 

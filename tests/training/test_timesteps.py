@@ -88,11 +88,29 @@ def test_clean_context_pattern():
     assert bool((weight[:, 7:] == 1).all())
 
 
+def test_first_chunk_pattern():
+    """Chunk 0 a free draw (as noisy as the other patterns' single draws, not the minimum of n), later
+    chunks sorted and never below it; every chunk a target."""
+    n = 4096
+    sampler = TimestepSampler(clean_first_prob=0.0, **ONLY["first_chunk"])
+    sigma, weight = sampler.sample(n, 10, CHUNKS, gen())
+    heads, parts = _per_chunk(sigma)
+    assert all(bool((p == p[:, :1]).all()) for p in parts)
+    assert bool((heads[:, 1:] >= heads[:, :-1]).all()) and bool((weight == 1).all())
+    same, _ = TimestepSampler(clean_first_prob=0.0, **ONLY["same"]).sample(n, 10, CHUNKS, gen())
+    increasing, _ = TimestepSampler(clean_first_prob=0.0, **ONLY["increasing"]).sample(n, 10, CHUNKS, gen())
+    assert abs(heads[:, 0].mean() - same[:, 0].mean()) < 0.02  # the first draw itself
+    assert heads[:, 0].mean() > increasing[:, 0].mean() + 0.05  # not the smallest of the three
+
+
 def test_pattern_mix_follows_weights_and_clean_first_applies_to_all():
     sampler = TimestepSampler()  # SPEC 6: 0.1 / 0.4 / 0.4 / 0.1, clean first 0.9
     sigma, weight, pattern = sampler.sample_with_patterns(20_000, 10, CHUNKS, gen(3))
-    freq = torch.bincount(pattern, minlength=4).float() / len(pattern)
-    torch.testing.assert_close(freq, torch.tensor([0.1, 0.4, 0.4, 0.1]), atol=0.015, rtol=0)
+    freq = torch.bincount(pattern, minlength=5).float() / len(pattern)
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.4, 0.4, 0.1, 0.0]), atol=0.015, rtol=0)
+    mixed = TimestepSampler(p_clean_context=0.0, p_first_chunk=0.1)
+    _, _, pattern = mixed.sample_with_patterns(20_000, 10, CHUNKS, gen(3))
+    assert abs((pattern == PATTERNS.index("first_chunk")).float().mean().item() - 0.1) < 0.015
     assert abs((sigma[:, 0] == 0).float().mean().item() - 0.9) < 0.01
     assert bool((weight[sigma == 0] == 0).all())
 
