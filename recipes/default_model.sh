@@ -195,7 +195,7 @@ PHASE_ARGS+=(--model.overrides.in_channels="$CHANNELS")
 # clean_context's; the first chunk at high σ gets 1.4-2.6% of the loss without it (docs/model-card.md)
 if [[ -n ${FIRST_CHUNK_P:-} ]]; then
     PHASE_ARGS+=(--flow.timesteps.p_first_chunk="$FIRST_CHUNK_P"
-                 --flow.timesteps.p_clean_context="$(python3 -c "print(max(0.0, 0.3 - $FIRST_CHUNK_P))")")
+                 --flow.timesteps.p_clean_context="$(python3 -c "print(round(max(0.0, 0.3 - $FIRST_CHUNK_P), 6))")")
 fi
 
 log "latents, phase 1"
