@@ -24,7 +24,8 @@
 # WORKERS [12] (render processes), VAE_PRESET [medium] (a SmallVideoVAE preset; the world model's latent
 # channels follow the VAE's, e.g. medium-c128 for the v2 plan in the model card),
 # VAE_SCENES [160] (3 s clips for the VAE), FIRST_CHUNK_P [unset: the preset's mix] (samples in the
-# first_chunk pattern, taken from clean_context's 0.3). With --continue the VAE restarts its cosine at a lower peak (2e-4).
+# first_chunk pattern, taken from clean_context's 0.3). With --continue the VAE restarts its cosine at a
+# lower peak (2e-4).
 # The full run ends with `sanawm eval worlds` on the GPU: 20 held-out scenes x 10 s and 2 x 60 s (eval*);
 # EVAL=0 leaves them out (e.g. to evaluate the int8 export on a CPU instead, as the shipped model is).
 #

@@ -120,6 +120,7 @@ class TimestepSampler:
                 draws.sort(dim=1).values,  # increasing
                 torch.cat([torch.minimum(self.anchor_max_sigma * uniforms[:, :-1], last), last], 1),
                 torch.cat([torch.zeros_like(draws[:, :-1]), last], 1),  # clean_context
+                # first_chunk: a free draw, then the sorted rest, never below it
                 torch.cat([draws[:, :1], draws[:, 1:].sort(dim=1).values], 1).cummax(dim=1).values,
             ]
         )[pattern, torch.arange(batch)]  # (B, n)
