@@ -177,7 +177,10 @@ def _decode(container, stream, wanted: np.ndarray, seek: bool) -> dict[int, np.n
         else:
             i = count
         if i in want:
-            out[i] = frame.to_ndarray(format="rgb24")
+            # threads=1: the conversion runs on this thread. PyAV 18.1.1's default keeps a pool of swscale
+            # slice threads, which a forked process (a DataLoader worker) inherits without its threads: the
+            # child then waits for ever in sws_scale_frame
+            out[i] = frame.to_ndarray(format="rgb24", threads=1)
         if i >= last:
             break
     return out

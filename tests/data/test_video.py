@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+
 import av
 import numpy as np
 import pytest
@@ -105,3 +107,28 @@ def test_read_errors_name_the_file(tmp_path):
         read_video(path, [4])
     with pytest.raises(ValueError, match="integers"):
         read_video(path, [0.5])
+
+
+def _read_in_child(path, queue):
+    queue.put(read_video(path).shape)
+
+
+def test_a_forked_process_decodes_after_the_parent_did(tmp_path):
+    """DataLoader workers and other forked processes decode after the parent has: PyAV 18.1.1 converts
+    frames with a pool of swscale slice threads, which a forked child inherits without its threads (it
+    waited for ever in sws_scale_frame). read_video converts on the calling thread, so the child finishes."""
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    path = tmp_path / "clip.mp4"
+    write_video(path, smooth_frames(4, 80, 80), FPS)
+    assert read_video(path).shape == (4, 80, 80, 3)  # the parent decodes (and converts) first
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(str(path), queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("the forked child hung decoding the clip")
+    assert child.exitcode == 0 and queue.get(timeout=5) == (4, 80, 80, 3)
