@@ -1,8 +1,9 @@
 """The small refiner's training step (`sanawm.refine.train.refiner_loss`, forward + backward) with the clip
-cut after its target block, against the same step on the whole clip: seconds by target block, and the mean
-over the target-block draw of `refiner.target_bias` 0 (uniform) and 1 (∝ position). The network is a
-pipeline folder's transformer (default: the shipped model's) at its training shape; the tensors are
-synthetic (the step's cost does not depend on their values).
+cut after its target block, against the same step on the whole clip (the last block's, which runs every
+frame, as every step did before the cut): seconds by target block, and the mean over the target-block draw
+of `refiner.target_bias` 0 (uniform) and 1 (∝ position). The network is a pipeline folder's transformer
+(default: the shipped model's) at its training shape; the tensors are synthetic (the step's cost does not
+depend on their values).
 
     python benchmarks/bench_refiner_step.py --frames 121 --out refiner_step.json [--device cuda]
 """
@@ -21,9 +22,9 @@ from sanawm.pipelines.world_model import DEFAULT_MODEL
 from sanawm.refine.train import refiner_chunks, refiner_loss
 
 
-def step_seconds(model, batch, block: int, chunks, cut: bool, repeats: int, device) -> float:
-    """Median seconds of forward + backward with target block `block` (cut: as training runs it; else the
-    whole clip, as before the cut)."""
+def step_seconds(model, batch, block: int, chunks, repeats: int, device) -> float:
+    """Median seconds of forward + backward of `refiner_loss` with target block `block` (the clip cut after
+    it). The last block's step runs the whole clip: the cost every step had before the cut."""
     B = batch["latents"].shape[0]
     blocks = torch.full((B,), block)
     tau = torch.full((B,), 0.5)
@@ -32,36 +33,13 @@ def step_seconds(model, batch, block: int, chunks, cut: bool, repeats: int, devi
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        if cut:
-            loss = refiner_loss(model, batch, blocks, tau, sigma_s=0.909375, chunks=chunks, kv_window=2)
-        else:  # the whole clip: every frame after the block still runs (the loss is the same)
-            loss = _whole_clip_loss(model, batch, blocks, tau, chunks)
+        loss = refiner_loss(model, batch, blocks, tau, sigma_s=0.909375, chunks=chunks, kv_window=2)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         model.zero_grad(set_to_none=True)
     return statistics.median(times[1:])
-
-
-def _whole_clip_loss(model, batch, block, tau, chunks):
-    """refiner_loss as it ran before the cut: the network over all T frames."""
-    from sanawm.refine.train import truncated_flow_inputs
-
-    target, stage1 = batch["latents"], batch["stage1"]
-    x_tau, v = truncated_flow_inputs(stage1, target, batch["noise"], 0.909375, tau)
-    T = target.shape[2]
-    lo = sum(chunks[: int(block[0]) + 1])
-    hi = lo + chunks[int(block[0]) + 1]
-    sel = torch.zeros(T, dtype=torch.bool, device=target.device)
-    sel[lo:hi] = True
-    inputs = torch.where(sel[None, None, :, None, None], x_tau, target)
-    timestep = sel.float()[None].expand(target.shape[0], -1) * tau.to(target.device)[:, None] * 1000.0
-    pred = model(
-        inputs, timestep, batch["text"], batch["text_mask"], batch["camera"], batch["plucker"],
-        chunks=chunks, kv_window=2,
-    )  # fmt: skip
-    return (pred.float() - v.float())[:, :, lo:hi].square().mean()
 
 
 def main(argv=None) -> int:
@@ -95,16 +73,14 @@ def main(argv=None) -> int:
     n = len(chunks) - 1
     picks = sorted({round(i * (n - 1) / max(args.blocks - 1, 1)) for i in range(args.blocks)})
     rows = []
-    for j in picks:
-        cut = step_seconds(model, batch, j, chunks, True, args.repeats, device)
-        whole = step_seconds(model, batch, j, chunks, False, args.repeats, device)
-        rows.append({"block": j, "cut_s": cut, "whole_s": whole})
+    for j in picks:  # the last pick is the last block: the whole clip
+        rows.append({"block": j, "cut_s": step_seconds(model, batch, j, chunks, args.repeats, device)})
         print(json.dumps(rows[-1]), flush=True)
     # the cut step's cost grows with the frames up to the block's end (GDN and a windowed softmax: linearly);
     # seconds a frame, averaged over the timed blocks, give the mean over each draw of target blocks
     ends = [sum(chunks[: j + 2]) for j in picks]
     per_frame = statistics.mean(r["cut_s"] / e for r, e in zip(rows, ends, strict=True))
-    whole_s = statistics.mean(r["whole_s"] for r in rows)
+    whole_s = rows[-1]["cut_s"]
     result = {"device": str(device), "frames": T, "grid": [H, W], "batch": B, "rows": rows}
     result["whole_s"] = whole_s
     for bias in (0.0, 1.0):
