@@ -14,8 +14,9 @@ network sees exactly the render's cameras) to three methods:
 - "no_camera": the same sampler, noise and text with the camera and Plücker inputs removed from every
   guidance branch (`pipe.generate(..., drop_camera=True)`): what the network makes of the first frame alone;
 - "repeat_first": frame 0 repeated;
-- "refined" (with `refiner=`, e.g. the pipeline's own `pipe.refiner`): "model" followed by stage 2, with
-  the same config and seed, so stage 1 is the very same rollout and refined vs model is paired.
+- "refined" (with `refiner=`, e.g. the pipeline's own `pipe.refiner`): "model" followed by stage 2. One
+  rollout serves both: "model" is its stage-1 latents (`GenerationResult.stage1_latents`) decoded, so
+  refined vs model is paired by construction and stage 1 runs once a scene.
 
 Metrics, per method (`sanawm.eval.image_metrics`):
 - per-frame PSNR / SSIM against the ground truth (kept in the JSON, for PSNR-vs-time plots);
@@ -47,6 +48,7 @@ import numpy as np
 from PIL import Image
 
 from ..pipelines.world_model import WorldModelPipeline
+from ..vae.interface import to_uint8_frames
 from ..world import build_scene, caption_for, plan_path, render_trajectory
 from ..world.camera import parse_size
 from .image_metrics import ssim
@@ -454,11 +456,20 @@ def evaluate_worlds(
         text = caption_for(scene) if prompt is None else prompt
 
         t0 = time.perf_counter()
-        result = pipe.generate(first, text, trajectory=traj, config=cfg)
-        timings["model"] = time.perf_counter() - t0
+        result = pipe.generate(first, text, trajectory=traj, config=cfg, refiner=refiner)
+        if refiner is None:
+            timings["model"] = time.perf_counter() - t0
+            frames = {"model": result.frames}
+        else:  # one rollout serves both: stage 2 runs behind the very stage-1 rollout "model" scores
+            timings["refined"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            video = pipe.vae.decode(
+                result.stage1_latents.to(pipe.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames
+            )
+            timings["model_decode"] = time.perf_counter() - t0
+            frames = {"model": to_uint8_frames(video)}
         _check_cameras(result.trajectory, traj, scene_seed)
         pairs = revisit_pairs(traj.c2w)
-        frames = {"model": result.frames}
         if ablation:
             t0 = time.perf_counter()
             no_cam = pipe.generate(first, text, trajectory=traj, config=cfg, drop_camera=True)
@@ -467,13 +478,10 @@ def evaluate_worlds(
             frames["no_camera"] = no_cam.frames
         frames["repeat_first"] = np.repeat(truth[:1], n, 0)
         if refiner is not None:
-            t0 = time.perf_counter()
-            refined = pipe.generate(first, text, trajectory=traj, config=cfg, refiner=refiner)
-            timings["refined"] = time.perf_counter() - t0
-            frames["refined"] = refined.frames
+            frames["refined"] = result.frames
         methods = {m: score_method(f, truth, fps, horizons, pairs) for m, f in frames.items()}
         if sheets is not None:
-            rows = {"ground truth": truth, "model": result.frames}
+            rows = {"ground truth": truth, "model": frames["model"]}
             if ablation:
                 rows["no camera"] = frames["no_camera"]
             if refiner is not None:

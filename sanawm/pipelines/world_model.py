@@ -99,6 +99,7 @@ class GenerationResult:
     trajectory: Trajectory  # the cameras used, intrinsics in output pixels
     latents: torch.Tensor  # (1, C, T, h, w)
     timings: dict = field(default_factory=dict)
+    stage1_latents: torch.Tensor | None = None  # with a refiner: stage 1's latents, before stage 2
 
 
 class WorldModelPipeline:
@@ -272,7 +273,8 @@ class WorldModelPipeline:
         refines each chunk right behind stage 1 (a
         `RefinerStream`: memory stays constant in video length); otherwise the whole clip after it. The
         first latent frame is the refiner's sink, so the conditioning image is kept. Its re-noising is
-        seeded by `config.seed + 2`. `GenerationResult.latents` are then the refined latents."""
+        seeded by `config.seed + 2`. `GenerationResult.latents` are then the refined latents and
+        `GenerationResult.stage1_latents` stage 1's (the same rollout as without a refiner)."""
         cfg = config if config is not None else self.generation_config()
         if refiner is not None:  # before any work: a refiner of another latent space cannot run
             channels = getattr(refiner, "latent_channels", None)
@@ -315,13 +317,14 @@ class WorldModelPipeline:
         latents = self.sample_latents(
             pixels, path, prompt, cfg, progress, drop_camera, chunk_hook=None if stream is None else hook
         )
+        stage1 = latents if refiner is not None else None
         if stream is not None:
             refined.append(stream.finish())
             latents = torch.cat(refined, 2)
         elif refiner is not None:
             latents = refiner.refine(latents, prompt, fps=cfg.fps, generator=g, cameras=cams)
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
-        return GenerationResult(to_uint8_frames(video), path, latents)
+        return GenerationResult(to_uint8_frames(video), path, latents, stage1_latents=stage1)
 
     @torch.no_grad()
     def session(

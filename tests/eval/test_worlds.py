@@ -219,6 +219,10 @@ def test_cli_refine_adds_paired_refined_method_and_drift(pipe, tmp_path, capsys)
     methods = data["scenes"][0]["methods"]
     assert set(methods) == set(METHODS) and data["settings"]["refiner"] == "SmallRefiner"
     assert methods["refined"]["psnr_per_frame"][1:] != methods["model"]["psnr_per_frame"][1:]
+    assert main([*argv, "--out", str(tmp_path / "plain.json")]) == 0  # stage 1 alone: the same "model"
+    capsys.readouterr()
+    plain = json.loads((tmp_path / "plain.json").read_text())["scenes"][0]["methods"]
+    assert plain["model"]["psnr_per_frame"] == methods["model"]["psnr_per_frame"]
     assert methods["model"]["drift"] is None and data["drift"] == {}  # a 1 s clip has no drift
     assert main([*argv[:3], str(folder), *argv[4:], "--refine"]) == 2
     assert "has no refiner/" in capsys.readouterr().err

@@ -40,6 +40,7 @@ def test_refined_generation_equals_stage1_then_refiner(reference_pipeline_folder
     assert refined.latents.shape == stage1.latents.shape
     assert torch.allclose(refined.latents, expected, atol=1e-5, rtol=1e-5)
     assert torch.equal(refined.latents[:, :, :1], stage1.latents[:, :, :1])  # the conditioning frame
+    assert stage1.stage1_latents is None and torch.equal(refined.stage1_latents, stage1.latents)
     assert (refined.latents[:, :, 1:] - stage1.latents[:, :, 1:]).abs().max() > 1e-3  # it did refine
     assert refined.frames.shape == stage1.frames.shape
 
