@@ -57,6 +57,7 @@ HELD_OUT_SEED_OFFSET = 1_000_000
 DEFAULT_KINDS = ("walk", "revisit")
 DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
 METHODS = ("model", "no_camera", "repeat_first", "refined")  # table order; "refined" only with a refiner
+PAIRED = (("model", "no_camera"), ("model", "repeat_first"), ("refined", "model"))  # A − B comparisons
 DRIFT_SECONDS = 10.0
 # Settings added to the report later, with the value every report written before them had.
 LEGACY_SETTINGS = {"context_sigma": 0.0}
@@ -250,6 +251,37 @@ class WorldsReport:
             out["ground_truth"] = _mean_scores(gt)
         return out
 
+    def paired_table(self) -> dict[str, dict[str, Paired]]:
+        """Is a difference real? Per comparison "A − B" (`PAIRED`: the model against each baseline, the
+        refined rollout against the model) and per horizon ("1 s", ...) and "drift": the per-scene
+        differences in dB, positive where A is better (for drift, B's minus A's: less drift is better),
+        as mean, standard error, median and wins. Scenes where either side is exact (+inf) are left out."""
+        have = set(self.methods())
+        out: dict[str, dict[str, Paired]] = {}
+        for a, b in PAIRED:
+            if a not in have or b not in have:
+                continue
+            rows: dict[str, Paired] = {}
+            hs = sorted({h for s in self.scenes for h in s.methods[a].horizons})
+            for h in hs:
+                diffs = [
+                    s.methods[a].horizons[h].psnr - s.methods[b].horizons[h].psnr
+                    for s in self.scenes
+                    if h in s.methods[a].horizons
+                ]
+                if (got := Paired.of(diffs)) is not None:
+                    rows[f"{h:g} s"] = got
+            diffs = [
+                s.methods[b].drift - s.methods[a].drift
+                for s in self.scenes
+                if s.methods[a].drift is not None and s.methods[b].drift is not None
+            ]
+            if (got := Paired.of(diffs)) is not None:
+                rows["drift"] = got
+            if rows:
+                out[f"{a} − {b}"] = rows
+        return out
+
     def to_json(self) -> dict:
         """A JSON-safe dict; PSNR of exact matches (+inf) is written as null."""
         return {
@@ -259,6 +291,7 @@ class WorldsReport:
             },
             "revisit": {m: s.to_json() for m, s in self.revisit_table().items()},
             "drift": {m: _finite(d) for m, d in self.drift_table().items()},
+            "paired": {c: {k: v.to_json() for k, v in row.items()} for c, row in self.paired_table().items()},
             "scenes": [s.to_json() for s in self.scenes],
         }
 
@@ -339,7 +372,53 @@ class WorldsReport:
                 "| --- | --- |",
             ]
             lines += [f"| {m} | {_fmt_db(d)} |" for m, d in drift.items()]
+        paired = {c: row for c, row in self.paired_table().items() if any(p.n > 1 for p in row.values())}
+        if paired:
+            cols = list(dict.fromkeys(k for row in paired.values() for k in row))
+            lines += [
+                "",
+                "Paired per scene (A − B in dB, positive where A is better; drift: B's minus A's): "
+                "mean ± standard error, median, scenes where A is better:",
+                "",
+                "| A − B | " + " | ".join(cols) + " |",
+                "| --- | " + " | ".join("---" for _ in cols) + " |",
+            ]
+            for c, row in paired.items():
+                lines.append(
+                    f"| {c} | " + " | ".join(row[k].cell() if k in row else "-" for k in cols) + " |"
+                )
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Per-scene differences of two methods (dB, positive where the first is better)."""
+
+    mean: float
+    se: float  # standard error of the mean (nan for one scene)
+    median: float
+    wins: int  # scenes where the first is better
+    n: int
+
+    @classmethod
+    def of(cls, diffs: list[float]) -> Paired | None:
+        d = np.array([x for x in diffs if math.isfinite(x)], dtype=np.float64)
+        if len(d) == 0:
+            return None
+        se = float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+        return cls(float(d.mean()), se, float(np.median(d)), int((d > 0).sum()), len(d))
+
+    def cell(self) -> str:
+        return f"{self.mean:+.2f} ± {self.se:.2f}, median {self.median:+.2f}, {self.wins}/{self.n}"
+
+    def to_json(self) -> dict:
+        return {
+            "mean": self.mean,
+            "se": _finite(self.se),
+            "median": self.median,
+            "wins": self.wins,
+            "n": self.n,
+        }
 
 
 def _mean_scores(scores: list[Scores]) -> Scores:

@@ -11,6 +11,10 @@ from PIL import Image
 from sanawm.cli.main import main
 from sanawm.eval.worlds import (
     METHODS,
+    MethodResult,
+    Paired,
+    SceneResult,
+    Scores,
     WorldsReport,
     evaluate_worlds,
     horizon_frames,
@@ -62,6 +66,27 @@ def test_drift_is_early_minus_late_psnr():
     late = 10 * math.log10(255.0**2 / ((1 + 10 * 100) / 11))
     assert r.drift == pytest.approx(10 * math.log10(255.0**2) - late)
     assert score_method(frames[:20], truth[:20], 1.0, (), []).drift is None  # 19 s: no drift
+
+
+def test_paired_table_gives_per_scene_differences_and_wins():
+    def method(psnr_1s, drift):
+        return MethodResult(np.zeros(3), np.zeros(3), {1.0: Scores(psnr_1s, 0.5, 16)}, None, drift)
+
+    scenes = [  # refined − model at 1 s: +1, +3, −1, and a scene where the model is exact (left out)
+        SceneResult(s, "room", "walk", 0, 17, 0, {"model": method(m, dm), "refined": method(r, dr)}, None, {})
+        for s, (m, r, dm, dr) in enumerate(
+            [(20, 21, 2, 1), (20, 23, 2, 3), (20, 19, 2, 0.5), (math.inf, 30, 1, 1)]
+        )
+    ]
+    table = WorldsReport({}, scenes).paired_table()
+    assert list(table) == ["refined − model"]  # no baselines in this report
+    at_1s, drift = table["refined − model"]["1 s"], table["refined − model"]["drift"]
+    assert (at_1s.mean, at_1s.median, at_1s.wins, at_1s.n) == (1.0, 1.0, 2, 3)
+    assert at_1s.se == pytest.approx(np.std([1, 3, -1], ddof=1) / math.sqrt(3))
+    assert (drift.mean, drift.wins, drift.n) == (0.375, 2, 4)  # less drift is better: 1, −1, 1.5, 0
+    printed = WorldsReport({}, scenes).to_markdown()
+    assert "| refined − model | +1.00 ± 1.15, median +1.00, 2/3 |" in printed
+    assert Paired.of([math.inf]) is None and math.isnan(Paired.of([0.5]).se)
 
 
 @pytest.fixture(scope="module")
