@@ -65,6 +65,15 @@ class DistEnv:
         return self.world_size > 1
 
 
+def training_attention_backends() -> None:
+    """Leave cuDNN out of scaled_dot_product_attention in a training process (flash, memory-efficient and
+    math stay). PyTorch's cuDNN attention backward fails on some shapes with "Expected
+    mha_graph.execute(...).is_good() to be true" (pytorch/pytorch#122695, #134001): the refiner's steps on
+    clips cut after their target block hit it on an H100 (torch 2.11, 2026-12-07), and a run died at its
+    first step. Inference keeps cuDNN attention, the fastest forward in the benchmarks."""
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def init_distributed(device: str = "auto", context_parallel: int = 1) -> DistEnv:
     """Join torchrun's process group if launched by it; pick the device ('auto', 'cpu' or 'cuda');
     with `context_parallel` = c > 1, make the W / c context-parallel groups of c consecutive ranks."""
@@ -87,6 +96,7 @@ def init_distributed(device: str = "auto", context_parallel: int = 1) -> DistEnv
             )
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
+        training_attention_backends()
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():

@@ -84,3 +84,22 @@ def test_time_limit_stops_every_rank_at_the_same_step(tmp_path):
     for summary in summaries.values():
         assert summary["stopped_at_time_limit"] and summary["step"] == 0
     assert (tmp_path / "checkpoints" / "step_00000000").is_dir()
+
+
+def test_a_cuda_training_process_leaves_cudnn_attention_out(monkeypatch):
+    """init_distributed("cuda") (every trainer's start) turns cuDNN attention off (its backward fails on
+    the refiner's cut clips); flash, memory-efficient and math attention stay. Faked CUDA: the flag is
+    process state, set the same with or without a device."""
+    from sanawm.training.distributed import init_distributed
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: None)
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    try:
+        env = init_distributed("cuda")
+        assert env.device == torch.device("cuda", 0) and not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)
