@@ -5,13 +5,16 @@
 # device keeps ignored folders from earlier calls while it stays warm, and the last call joins them.
 #
 #   recipes/carry_parts.sh split SIZE_MB PATH...   # here: .carry1/, .carry2/, ... each <= SIZE_MB
-#   recipes/carry_parts.sh join DEST               # there (repo root): unpack every .carryN/ into DEST
-#   recipes/carry_parts.sh check                   # there: which parts are present, and whether complete
+#   recipes/carry_parts.sh check                   # there (repo root): stash this call's part, say what is there
+#   recipes/carry_parts.sh join DEST               # there: stash, then unpack the stashed parts into DEST
 #
 # Here, once: `echo '/.carry*/' >> .git/info/exclude`. Then make call N with carry=[".carryN"] and a
 # command that only returns (`recipes/carry_parts.sh check`), call after call before the machine idles
-# out; the last call runs `recipes/carry_parts.sh join /tmp/carry` and its work. Each part names the
-# count and a checksum of the whole, so a missing or stale part is an error, not a broken install.
+# out; the last call runs `recipes/carry_parts.sh join /tmp/carry` and its work. A carried folder is gone
+# from the machine's tree at the next call that does not name it, so check and join first copy the parts
+# present into a stash outside the tree (CARRY_STASH, default /tmp/carry-parts), which lasts while the
+# machine stays warm. Each part names the count and a checksum of the whole, so a missing or stale part is
+# an error, not a broken install.
 set -euo pipefail
 cmd=${1:?usage: carry_parts.sh split SIZE_MB PATH... | join DEST | check}
 shift
@@ -34,8 +37,17 @@ case $cmd in
         du -sh .carry[0-9]* ;;
     check|join)
         shopt -s nullglob
+        stash=${CARRY_STASH:-/tmp/carry-parts}; mkdir -p "$stash"
+        for d in .carry[0-9]*/; do  # this call's part(s); parts of another split leave the stash
+            for old in "$stash"/.carry[0-9]*/manifest; do
+                cmp -s "$old" "$d/manifest" || rm -rf "$(dirname "$old")"
+            done
+            rm -rf "$stash/$d"; cp -r "$d" "$stash/"
+        done
+        dest=""; [[ $cmd == join ]] && dest=$(realpath -m "${1:?join needs DEST}")
+        cd "$stash"
         manifests=(.carry[0-9]*/manifest)
-        (( ${#manifests[@]} )) || { echo "no .carryN/ parts here" >&2; exit 1; }
+        (( ${#manifests[@]} )) || { echo "no .carryN/ parts here or in $stash" >&2; exit 1; }
         read -r total sum < "${manifests[0]}"
         for m in "${manifests[@]}"; do
             [[ $(cat "$m") == "$total $sum" ]] || { echo "$m is from another split ($(cat "$m") vs $total $sum)" >&2; exit 1; }
@@ -43,7 +55,7 @@ case $cmd in
         echo "${#manifests[@]} of $total parts present (checksum $sum)"
         [[ $cmd == check ]] && exit 0
         (( ${#manifests[@]} == total )) || { echo "missing parts: carry the other .carryN folders first" >&2; exit 1; }
-        dest=${1:?join needs DEST}; mkdir -p "$dest"
+        mkdir -p "$dest"
         files=(); for d in $(ls -d .carry[0-9]* | sort -V); do files+=("$d"/part-*); done
         got=$(cat "${files[@]}" | sha256sum | cut -c1-16)
         [[ $got == "$sum" ]] || { echo "joined parts have checksum $got, expected $sum" >&2; exit 1; }

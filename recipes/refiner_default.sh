@@ -17,6 +17,8 @@
 # --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
 # folder with a distilled student/ is rolled out with the student, its own default sampler).
 #
+# On a GPU machine with no internet it needs PyAV, MuJoCo and MuJoCo's GL libraries installed (README, Training
+# the default model: recipes/carry_parts.sh brings their wheels in over several calls).
 # Seeds: training clips 30000..; `sanawm eval worlds` uses 1000000.., so nothing evaluated was seen.
 set -euo pipefail
 

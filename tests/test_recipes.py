@@ -134,3 +134,41 @@ def test_distill_sweep_refuses_bad_arguments(tmp_path):
     run = sweep("--smoke", "--teacher", str(tmp_path), "1e-4")
     assert run.returncode == 2 and "not a pipeline folder" in run.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_carry_parts_survive_calls_that_each_carry_one(tmp_path):
+    """`carry_parts.sh`: the split parts reach the GPU machine one call at a time, and each call's tree lacks
+    the parts of earlier calls; check stashes each, join unpacks the whole (checksummed); parts of an older
+    split leave the stash."""
+    here, there, stash = tmp_path / "here", tmp_path / "there", tmp_path / "stash"
+    (here / "payload").mkdir(parents=True)
+    (here / "payload" / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    script = str(ROOT / "recipes/carry_parts.sh")
+    env = {**os.environ, "CARRY_STASH": str(stash)}
+
+    def sh(cwd, *args):
+        return subprocess.run(["bash", script, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+    def a_call_carrying(part):  # the machine's tree holds this call's part only
+        shutil.rmtree(there, ignore_errors=True)
+        there.mkdir()
+        shutil.copytree(here / part, there / part)
+
+    assert sh(here, "split", "1", "payload").returncode == 0
+    parts = sorted(p.name for p in here.glob(".carry*"))
+    assert len(parts) == 4
+    for i, part in enumerate(parts[:-1]):
+        a_call_carrying(part)
+        run = sh(there, "check")
+        assert run.returncode == 0 and f"{i + 1} of 4 parts present" in run.stdout
+    a_call_carrying(parts[-1])
+    run = sh(there, "join", "unpacked")
+    assert run.returncode == 0, run.stderr
+    assert (there / "unpacked/payload/blob.bin").read_bytes() == (here / "payload/blob.bin").read_bytes()
+
+    (here / "payload" / "blob.bin").write_bytes(os.urandom(1024))  # a new split: the stash starts over
+    assert sh(here, "split", "1", "payload").returncode == 0
+    a_call_carrying(".carry1")
+    run = sh(there, "join", "again")
+    assert run.returncode == 0 and "1 of 1 parts present" in run.stdout
+    assert (there / "again/payload/blob.bin").read_bytes() == (here / "payload/blob.bin").read_bytes()
