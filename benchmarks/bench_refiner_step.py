@@ -19,7 +19,7 @@ import torch
 
 from sanawm.distill.trainer import load_network
 from sanawm.pipelines.world_model import DEFAULT_MODEL
-from sanawm.refine.train import refiner_chunks, refiner_loss
+from sanawm.refine.train import random_batch, refiner_chunks, refiner_loss
 
 
 def step_seconds(model, batch, block: int, chunks, repeats: int, device) -> float:
@@ -58,17 +58,7 @@ def main(argv=None) -> int:
     cfg = model.cfg
     H, W = (int(v) for v in args.grid.split(","))
     B, T = args.batch, args.frames
-    g = torch.Generator().manual_seed(0)
-    batch = {
-        "latents": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "stage1": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "noise": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "text": torch.randn(B, 8, cfg.caption_channels, generator=g),
-        "text_mask": torch.ones(B, 8, dtype=torch.bool),
-        "camera": torch.randn(B, T, 20, generator=g) * 0.1,
-        "plucker": torch.randn(B, cfg.plucker_channels, T, H, W, generator=g) * 0.1,
-    }
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = random_batch(cfg, B, T, (H, W), device=device)
     chunks = refiner_chunks(T, 3, 1)
     n = len(chunks) - 1
     picks = sorted({round(i * (n - 1) / max(args.blocks - 1, 1)) for i in range(args.blocks)})

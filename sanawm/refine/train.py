@@ -120,6 +120,25 @@ def truncated_flow_inputs(stage1, target, noise, sigma_s: float, tau):
     return target + tau.view(-1, 1, 1, 1, 1).to(v) * v, v
 
 
+def random_batch(
+    cfg, batch_size: int, frames: int, grid: tuple[int, int], generator=None, device=None
+) -> dict:
+    """A batch laid out as `refiner_loss` takes it, random values (benchmarks and GPU checks: a step's cost
+    and numerics do not depend on them): latents, stage1, noise (B, C, F, H, W), an 8-token text, cameras."""
+    B, T, (H, W) = batch_size, frames, grid
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    batch = {
+        "latents": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "stage1": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "noise": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
+        "text": torch.randn(B, 8, cfg.caption_channels, generator=g),
+        "text_mask": torch.ones(B, 8, dtype=torch.bool),
+        "camera": torch.randn(B, T, 20, generator=g) * 0.1,
+        "plucker": torch.randn(B, cfg.plucker_channels, T, H, W, generator=g) * 0.1,
+    }
+    return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
+
+
 def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, sigma_s, chunks, kv_window):
     """Truncated-σ loss of a batch (stage1, latents = targets, noise, text, text_mask, camera, plucker) with
     target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,). The network

@@ -7,7 +7,7 @@ import torch
 
 from sanawm.distill.trainer import load_network
 from sanawm.pipelines.world_model import DEFAULT_MODEL
-from sanawm.refine.train import refiner_chunks, refiner_loss
+from sanawm.refine.train import random_batch, refiner_chunks, refiner_loss
 from sanawm.training.distributed import training_attention_backends
 
 pytestmark = [
@@ -27,17 +27,7 @@ def training_backends():
 def test_refiner_step_backward_on_every_cut_clip(training_backends):
     model = load_network(str(DEFAULT_MODEL), "ema").cuda().train()
     cfg, B, T, H, W = model.cfg, 2, 121, 8, 8
-    g = torch.Generator().manual_seed(0)
-    batch = {
-        "latents": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "stage1": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "noise": torch.randn(B, cfg.in_channels, T, H, W, generator=g),
-        "text": torch.randn(B, 8, cfg.caption_channels, generator=g),
-        "text_mask": torch.ones(B, 8, dtype=torch.bool),
-        "camera": torch.randn(B, T, 20, generator=g) * 0.1,
-        "plucker": torch.randn(B, cfg.plucker_channels, T, H, W, generator=g) * 0.1,
-    }
-    batch = {k: v.cuda() for k, v in batch.items()}
+    batch = random_batch(cfg, B, T, (H, W), device="cuda")
     chunks = refiner_chunks(T, 3, 1)
     for j in range(len(chunks) - 1):
         with torch.autocast("cuda", dtype=torch.bfloat16):
