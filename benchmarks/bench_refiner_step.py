@@ -68,14 +68,14 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     # the cut step's cost grows with the frames up to the block's end (GDN and a windowed softmax: linearly);
     # seconds a frame, averaged over the timed blocks, give the mean over each draw of target blocks
-    ends = [sum(chunks[: j + 2]) for j in picks]
-    per_frame = statistics.mean(r["cut_s"] / e for r, e in zip(rows, ends, strict=True))
+    ends = [sum(chunks[: j + 2]) for j in range(n)]  # block j's last frame + 1: the cut clip's length
+    per_frame = statistics.mean(r["cut_s"] / ends[j] for r, j in zip(rows, picks, strict=True))
     whole_s = rows[-1]["cut_s"]
     result = {"device": str(device), "frames": T, "grid": [H, W], "batch": B, "rows": rows}
     result["whole_s"] = whole_s
     for bias in (0.0, 1.0):
         w = torch.arange(1, n + 1, dtype=torch.float64) ** bias
-        mean_end = float((w * torch.tensor([sum(chunks[: j + 2]) for j in range(n)])).sum() / w.sum())
+        mean_end = float((w * torch.tensor(ends, dtype=torch.float64)).sum() / w.sum())
         result[f"cut_mean_s_bias{bias:g}"] = per_frame * mean_end
         result[f"speedup_bias{bias:g}"] = whole_s / (per_frame * mean_end)
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}))

@@ -48,7 +48,6 @@ import numpy as np
 from PIL import Image
 
 from ..pipelines.world_model import WorldModelPipeline
-from ..vae.interface import to_uint8_frames
 from ..world import build_scene, caption_for, plan_path, render_trajectory
 from ..world.camera import parse_size
 from .image_metrics import ssim
@@ -542,11 +541,8 @@ def evaluate_worlds(
         else:  # one rollout serves both: stage 2 runs behind the very stage-1 rollout "model" scores
             timings["refined"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            video = pipe.vae.decode(
-                result.stage1_latents.to(pipe.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames
-            )
+            frames = {"model": pipe.decode(result.stage1_latents, cfg)}
             timings["model_decode"] = time.perf_counter() - t0
-            frames = {"model": to_uint8_frames(video)}
         _check_cameras(result.trajectory, traj, scene_seed)
         pairs = revisit_pairs(traj.c2w)
         if ablation:

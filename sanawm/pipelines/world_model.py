@@ -323,8 +323,15 @@ class WorldModelPipeline:
             latents = torch.cat(refined, 2)
         elif refiner is not None:
             latents = refiner.refine(latents, prompt, fps=cfg.fps, generator=g, cameras=cams)
+        return GenerationResult(self.decode(latents, cfg), path, latents, stage1_latents=stage1)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, config: GenerationConfig | None = None) -> np.ndarray:
+        """Latents (1, C, T, h, w) -> (F, H, W, 3) uint8 frames, as `generate` decodes them (`config`'s
+        `decode_tile_latent_frames`; None: the model's defaults)."""
+        cfg = config if config is not None else self.generation_config()
         video = self.vae.decode(latents.to(self.vae.dtype), tile_latent_frames=cfg.decode_tile_latent_frames)
-        return GenerationResult(to_uint8_frames(video), path, latents, stage1_latents=stage1)
+        return to_uint8_frames(video)
 
     @torch.no_grad()
     def session(
