@@ -11,7 +11,8 @@
 # REF_SECONDS (default 20) sets the training rollouts' length and REF_BATCH the training batch (default: 16 at
 # 20 s, fewer clips for longer rollouts, about 60 k latent tokens a step: 8 at 60 s, ~35 GiB on the GPU);
 # REF_SCENES (default 256) the number of training worlds (each rendered, cached and rolled out once);
-# REF_BIAS (default 0) the target blocks' weighting toward the late clip (refiner.target_bias). The
+# REF_BIAS (default 0) the target blocks' weighting toward the late clip (refiner.target_bias); REF_CONTEXT
+# (default 0) the share of training clips whose history is the stage-1 rollout (refiner.stage1_context). The
 # evaluation runs as three processes, merged; REF_EVAL=0 stops after the export (recipes/continue_and_refine.sh
 # evaluates on several GPUs instead). --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
 # --pipeline PIPELINE refines another pipeline folder (default: the model shipped in the package; a
@@ -41,7 +42,8 @@ mkdir -p "$WORK"
 if [[ $MODE == --smoke ]]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     SIZE=64; WORKERS=2; SCENES=2; SECONDS_=2; FRAMES=33   # 5 latent frames: sink + a block of 3 + 1
-    TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1)
+    TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1
+           --refiner.stage1_context="${REF_CONTEXT:-0}")
     EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
 else
     # REF_SECONDS: length of the training rollouts (20 s = 41 latent frames; 60 s shows the refiner how
@@ -51,7 +53,8 @@ else
     (( BATCH > 16 )) && [[ -z ${REF_BATCH:-} ]] && BATCH=16
     (( BATCH >= 1 )) || { echo "REF_BATCH must be >= 1" >&2; exit 2; }
     TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames="$LATENT" --data.batch_size="$BATCH"
-           --run.time_limit_minutes="${REF_MINUTES:-8}" --refiner.target_bias="${REF_BIAS:-0}")
+           --run.time_limit_minutes="${REF_MINUTES:-8}" --refiner.target_bias="${REF_BIAS:-0}"
+           --refiner.stage1_context="${REF_CONTEXT:-0}")
     EVAL=(--seconds 60 --horizons 1,5,10,30,60 --size 256)  # 20 scenes: seeds 1000000..19, split below
 fi
 

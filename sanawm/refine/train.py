@@ -6,11 +6,14 @@ uniformly or, with `refiner.target_bias` b > 0, with probability ∝ (j + 1)^b (
     x_σs = (1 − σ_s)·x_stage1 + σ_s·ε,   v* = (x_σs − x_target)/σ_s,   τ ~ U(0, σ_s],   x_τ = x_target + τ·v*
 
 The network sees the clip chunk-causally (chunks = the refiner's blocks, its KV window): the frames before
-block j clean (ground truth at σ = 0, the clean-context pattern standing in for refined history), block j
-at x_τ with timestep 1000 τ; later frames are causally invisible to block j, so the clip is cut after it
-(a batch shares its j). The loss is the mean squared error against v* on block j only; the sink frame is
-never a target. A run is a `_Distiller`-style loop (config.yaml, metrics.jsonl, EMA, atomic checkpoints
-with exact resume, time box, bf16 on CUDA).
+block j clean at σ = 0 (standing in for the refined history), block j at x_τ with timestep 1000 τ. That
+history is the ground truth, or, for a share `refiner.stage1_context` of the clips, the stage-1 rollout
+itself (the sink frame stays the truth, as the conditioning image does): at inference the history is the
+refiner's own output, which has drifted with stage 1, and a refiner that only saw true history learns to
+continue whatever history it is given instead of correcting it. Later frames are causally invisible to
+block j, so the clip is cut after it (a batch shares its j). The loss is the mean squared error against
+v* on block j only; the sink frame is never a target. A run is a `_Distiller`-style loop (config.yaml,
+metrics.jsonl, EMA, atomic checkpoints with exact resume, time box, bf16 on CUDA).
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ class RefinerSection:
     # target block j drawn with probability ∝ (j + 1)^target_bias: 0 uniform over the clip; 1 in proportion
     # to its position, so that training weighs the late clip, where stage 1 has degraded most
     target_bias: float = 0.0
+    # share of clips whose history (the frames between the sink and the target block) is the stage-1
+    # rollout instead of the ground truth: 0 always the truth; at inference the history has drifted
+    stage1_context: float = 0.0
 
 
 @dataclass
@@ -90,6 +96,10 @@ def load_refiner_config(source, overrides=()) -> RefinerConfig:
     small_schedule(cfg.refiner.sigmas, cfg.refiner.block_size, cfg.refiner.sink_size, cfg.refiner.kv_window)
     if not cfg.refiner.target_bias >= 0:
         raise ValueError(f"refiner.target_bias must be >= 0 (0: uniform), got {cfg.refiner.target_bias}")
+    if not 0 <= cfg.refiner.stage1_context <= 1:
+        raise ValueError(
+            f"refiner.stage1_context is a share of clips in [0, 1], got {cfg.refiner.stage1_context}"
+        )
     return cfg
 
 
@@ -139,10 +149,21 @@ def random_batch(
     return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
 
 
-def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, sigma_s, chunks, kv_window):
+def refiner_loss(
+    model,
+    batch: dict,
+    block: torch.Tensor,
+    tau: torch.Tensor,
+    *,
+    sigma_s,
+    chunks,
+    kv_window,
+    stage1_context: torch.Tensor | None = None,
+):
     """Truncated-σ loss of a batch (stage1, latents = targets, noise, text, text_mask, camera, plucker) with
     target block index `block` (B,) (0 = the first block after the sink) and level `tau` (B,). The network
-    runs on the frames up to the end of the latest target block only."""
+    runs on the frames up to the end of the latest target block only. `stage1_context` (B,) bool: clips whose
+    history between the sink and the target block is the stage-1 rollout instead of the ground truth."""
     starts = torch.tensor([sum(chunks[: i + 1]) for i in range(len(chunks) - 1)])
     sizes = torch.tensor(chunks[1:])
     lo, hi = starts[block.cpu()], starts[block.cpu()] + sizes[block.cpu()]
@@ -157,7 +178,12 @@ def refiner_loss(model, batch: dict, block: torch.Tensor, tau: torch.Tensor, *, 
     x_tau, v = truncated_flow_inputs(stage1, target, noise, sigma_s, tau)
     frame = torch.arange(T)
     sel = ((frame[None] >= lo[:, None]) & (frame[None] < hi[:, None])).to(target.device)  # (B, T)
-    inputs = torch.where(sel[:, None, :, None, None], x_tau, target)
+    context = target
+    if stage1_context is not None and bool(stage1_context.any()):
+        past = (frame[None] >= chunks[0]) & (frame[None] < lo[:, None])  # (B, T): history after the sink
+        past = past.to(target.device) & stage1_context.to(target.device)[:, None]
+        context = torch.where(past[:, None, :, None, None], stage1, target)
+    inputs = torch.where(sel[:, None, :, None, None], x_tau, context)
     timestep = sel.float() * tau.to(target.device)[:, None] * 1000.0
     pred = model(
         inputs,
@@ -259,6 +285,7 @@ class RefinerTrainer(_Distiller):
         block = target_block(len(self.chunks) - 1, cfg.refiner.target_bias, g).expand(B)
         sigma_s = float(cfg.refiner.sigmas[0])
         tau = sigma_s * (1 - torch.rand(B, generator=g))  # (0, σ_s]
+        stage1_context = torch.rand(B, generator=g) < cfg.refiner.stage1_context
         keys = ["latents", "stage1", "noise", "text", "text_mask"]
         keys += ["camera", "plucker"] if cfg.data.camera else []
         dev = {k: batch[k].to(self.device) for k in keys}
@@ -271,6 +298,7 @@ class RefinerTrainer(_Distiller):
                 sigma_s=sigma_s,
                 chunks=self.chunks,
                 kv_window=cfg.refiner.kv_window,
+                stage1_context=stage1_context,
             )
         loss.backward()
         norm = self._update(self.student, self.optimizer, self.scheduler, cfg.optim.grad_clip)

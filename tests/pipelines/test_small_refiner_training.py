@@ -199,6 +199,36 @@ def test_refiner_loss_targets_one_block_with_clean_context():
     assert seen["chunks"] == (1, 3, 3, 1) and seen["kv_window"] == 2
 
 
+def test_refiner_loss_stage1_context_replaces_the_history_only():
+    """stage1_context: a chosen clip's frames between the sink and its target block are the stage-1
+    rollout, its sink and target block unchanged; an unchosen clip keeps the true history; the loss is the
+    same formula. An out-of-range share is refused at configuration."""
+    g = torch.Generator().manual_seed(1)
+    B, C, T, H, W = 2, 3, 8, 2, 2
+    batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
+    batch.update(text=torch.zeros(B, 0, 4), text_mask=torch.zeros(B, 0, dtype=torch.bool))
+    seen = {}
+
+    def model(x, t, *args, chunks, kv_window):
+        seen["x"] = x
+        return torch.zeros_like(x)
+
+    block, tau = torch.tensor([2, 2]), torch.tensor([0.5, 0.25])
+    chunks = refiner_chunks(T, 3, 1)  # (1, 3, 3, 1): block 2 = frame 7, history = frames 1..6
+    kw = dict(sigma_s=0.8, chunks=chunks, kv_window=2)
+    plain = refiner_loss(model, batch, block, tau, **kw)
+    mixed = refiner_loss(model, batch, block, tau, **kw, stage1_context=torch.tensor([True, False]))
+    x_tau, _ = truncated_flow_inputs(batch["stage1"], batch["latents"], batch["noise"], 0.8, tau)
+    x = seen["x"]
+    assert torch.equal(x[0, :, 0], batch["latents"][0, :, 0])  # the sink stays the truth
+    assert torch.equal(x[0, :, 1:7], batch["stage1"][0, :, 1:7])  # the history is stage 1's
+    assert torch.equal(x[1, :, :7], batch["latents"][1, :, :7])  # not chosen: the true history
+    assert torch.equal(x[:, :, 7], x_tau[:, :, 7])
+    torch.testing.assert_close(mixed, plain)  # a zero predictor: the loss does not read the inputs
+    with pytest.raises(ValueError, match="stage1_context is a share"):
+        load_refiner_config("refiner-smoke", ["--stage1.path=x", "--refiner.stage1_context=1.5"])
+
+
 def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
     """A real chunk-causal network: the loss on a clip cut after its (shared) target block equals the loss
     computed on the whole clip, per block, and the network sees only the frames up to that block."""
