@@ -4,6 +4,8 @@ sanawm eval worlds --model DIR --scenes 20 --seconds 10 --size 256 --out report.
                    [--kinds walk,revisit] [--steps 60] [--guidance 5] [--mode streaming]
                    [--context-sigma 0.05]
                    [--seed-offset 1000000] [--device cuda] [--dtype bf16]
+sanawm eval merge A.json B.json ... --out report.json [--plot psnr.png]
+sanawm eval compare A.json B.json [--method refined] [--method refined:model] [--out cmp.json]
 """
 
 from __future__ import annotations
@@ -83,6 +85,24 @@ def add_parser(sub) -> None:
     m.add_argument("--plot", type=Path, help="PSNR-vs-time plot (PNG) of the merged report")
     m.set_defaults(run=run_merge)
 
+    c = esub.add_parser(
+        "compare",
+        help="paired per-scene differences between two `eval worlds` reports of the same scenes "
+        "(two checkpoints, two refiners, two samplers)",
+    )
+    c.add_argument("first", type=Path, help="report A (differences are A − B)")
+    c.add_argument("second", type=Path, help="report B")
+    c.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        metavar="M[:N]",
+        help="compare A's method M with B's method N (default N = M); repeatable (default: every method "
+        "both reports have, but repeat_first)",
+    )
+    c.add_argument("--out", type=Path, help="write the comparison as JSON too")
+    c.set_defaults(run=run_compare)
+
 
 def run_worlds(args) -> int:
     from ..eval.worlds import evaluate_worlds
@@ -151,6 +171,53 @@ def _write(report, out: Path, plot: Path | None) -> None:
         plot_psnr_over_time(report.to_json(), plot)
     print(report.to_markdown())
     print(f"wrote {out} ({len(report.scenes)} scenes)", file=sys.stderr)
+
+
+def run_compare(args) -> int:
+    import json
+
+    from ..eval.worlds import WorldsReport, compare_reports, paired_markdown
+
+    missing = [str(p) for p in (args.first, args.second) if not p.is_file()]
+    if missing:
+        print(f"sanawm eval compare: no such report: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    pairs = None
+    if args.methods:
+        pairs = []
+        for m in args.methods:
+            a, _, b = m.partition(":")
+            if not a or (m.count(":") > 1) or (":" in m and not b):
+                print(
+                    f"sanawm eval compare: --method {m!r}: write M or M:N, e.g. refined:model",
+                    file=sys.stderr,
+                )
+                return 2
+            pairs.append((a, b or a))
+    try:
+        a, b = WorldsReport.load(args.first), WorldsReport.load(args.second)
+        table = compare_reports(a, b, pairs)
+    except (ValueError, KeyError) as e:
+        print(f"sanawm eval compare: {e}", file=sys.stderr)
+        return 2
+    n = len({s.scene_seed for s in a.scenes} & {s.scene_seed for s in b.scenes})
+    header = (
+        f"A = {args.first}, B = {args.second}, {n} scene{'s' * (n != 1)} in common. Paired per scene (A − B "
+        "in dB, positive where A is better; drift: B's minus A's): mean ± standard error, median, scenes "
+        "where A is better:"
+    )
+    print("\n".join(paired_markdown(table, header)))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "first": str(args.first),
+            "second": str(args.second),
+            "scenes": n,
+            "paired": {c: {k: v.to_json() for k, v in row.items()} for c, row in table.items()},
+        }
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def run_merge(args) -> int:

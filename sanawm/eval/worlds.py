@@ -57,6 +57,10 @@ DEFAULT_KINDS = ("walk", "revisit")
 DEFAULT_HORIZONS = (1.0, 5.0, 10.0, 30.0, 60.0)
 METHODS = ("model", "no_camera", "repeat_first", "refined")  # table order; "refined" only with a refiner
 PAIRED = (("model", "no_camera"), ("model", "repeat_first"), ("refined", "model"))  # A − B comparisons
+PAIRED_HEADER = (
+    "Paired per scene (A − B in dB, positive where A is better; drift: B's minus A's): "
+    "mean ± standard error, median, scenes where A is better:"
+)
 DRIFT_SECONDS = 10.0
 # Settings added to the report later, with the value every report written before them had.
 LEGACY_SETTINGS = {"context_sigma": 0.0}
@@ -126,9 +130,10 @@ class MethodResult:
 
     @classmethod
     def from_json(cls, d: dict) -> MethodResult:
+        """Compact reports (docs/) drop the per-frame curves; they load with empty curves, for the tables."""
         return cls(
-            np.array([_inf_if_none(x) for x in d["psnr_per_frame"]], dtype=np.float64),
-            np.array(d["ssim_per_frame"], dtype=np.float64),
+            np.array([_inf_if_none(x) for x in d.get("psnr_per_frame", [])], dtype=np.float64),
+            np.array(d.get("ssim_per_frame", []), dtype=np.float64),
             {float(h): Scores.from_json(v) for h, v in d["horizons"].items()},
             None if d["revisit"] is None else Scores.from_json(d["revisit"]),
             None if d["drift"] is None else _inf_if_none(d["drift"]),
@@ -258,27 +263,10 @@ class WorldsReport:
         have = set(self.methods())
         out: dict[str, dict[str, Paired]] = {}
         for a, b in PAIRED:
-            if a not in have or b not in have:
-                continue
-            rows: dict[str, Paired] = {}
-            hs = sorted({h for s in self.scenes for h in s.methods[a].horizons})
-            for h in hs:
-                diffs = [
-                    s.methods[a].horizons[h].psnr - s.methods[b].horizons[h].psnr
-                    for s in self.scenes
-                    if h in s.methods[a].horizons
-                ]
-                if (got := Paired.of(diffs)) is not None:
-                    rows[f"{h:g} s"] = got
-            diffs = [
-                s.methods[b].drift - s.methods[a].drift
-                for s in self.scenes
-                if s.methods[a].drift is not None and s.methods[b].drift is not None
-            ]
-            if (got := Paired.of(diffs)) is not None:
-                rows["drift"] = got
-            if rows:
-                out[f"{a} − {b}"] = rows
+            if a in have and b in have:
+                rows = paired_rows([(s.methods[a], s.methods[b]) for s in self.scenes])
+                if rows:
+                    out[f"{a} − {b}"] = rows
         return out
 
     def to_json(self) -> dict:
@@ -373,19 +361,7 @@ class WorldsReport:
             lines += [f"| {m} | {_fmt_db(d)} |" for m, d in drift.items()]
         paired = {c: row for c, row in self.paired_table().items() if any(p.n > 1 for p in row.values())}
         if paired:
-            cols = list(dict.fromkeys(k for row in paired.values() for k in row))
-            lines += [
-                "",
-                "Paired per scene (A − B in dB, positive where A is better; drift: B's minus A's): "
-                "mean ± standard error, median, scenes where A is better:",
-                "",
-                "| A − B | " + " | ".join(cols) + " |",
-                "| --- | " + " | ".join("---" for _ in cols) + " |",
-            ]
-            for c, row in paired.items():
-                lines.append(
-                    f"| {c} | " + " | ".join(row[k].cell() if k in row else "-" for k in cols) + " |"
-                )
+            lines += [""] + paired_markdown(paired, PAIRED_HEADER)
         return "\n".join(lines) + "\n"
 
 
@@ -418,6 +394,77 @@ class Paired:
             "wins": self.wins,
             "n": self.n,
         }
+
+
+def paired_rows(pairs: list[tuple[MethodResult, MethodResult]]) -> dict[str, Paired]:
+    """Per horizon ("1 s", ...) and "drift", the differences A − B over (A, B) results of the same scenes,
+    positive where A is better (drift: B's minus A's)."""
+    rows: dict[str, Paired] = {}
+    for h in sorted({h for a, _ in pairs for h in a.horizons}):
+        diffs = [
+            a.horizons[h].psnr - b.horizons[h].psnr for a, b in pairs if h in a.horizons and h in b.horizons
+        ]
+        if (got := Paired.of(diffs)) is not None:
+            rows[f"{h:g} s"] = got
+    diffs = [b.drift - a.drift for a, b in pairs if a.drift is not None and b.drift is not None]
+    if (got := Paired.of(diffs)) is not None:
+        rows["drift"] = got
+    return rows
+
+
+def compare_reports(
+    a: WorldsReport, b: WorldsReport, methods: list[tuple[str, str]] | None = None
+) -> dict[str, dict[str, Paired]]:
+    """Two evaluations of the same scenes (e.g. two checkpoints, or two refiners behind one stage 1),
+    paired per scene: for each (method of A, method of B), "A:m − B:m" -> `paired_rows`. Scenes are
+    matched by seed and must have the same path and length in both; by default every method the two
+    reports share except repeat_first (the same in both). Raises on reports with no scene in common, on
+    mismatched scenes and on a method a report lacks."""
+    mine = {s.scene_seed: s for s in a.scenes}
+    theirs = {s.scene_seed: s for s in b.scenes}
+    common = sorted(mine.keys() & theirs.keys())
+    if not common:
+        raise ValueError("the two reports share no scene seed; compare evaluations of the same scenes")
+    for seed in common:
+        x, y = mine[seed], theirs[seed]
+        if (x.path_kind, x.path_seed, x.frames) != (y.path_kind, y.path_seed, y.frames):
+            raise ValueError(
+                f"scene {seed} differs between the reports (path {x.path_kind}/{x.path_seed}, {x.frames} "
+                f"frames against {y.path_kind}/{y.path_seed}, {y.frames}): compare runs of one evaluation "
+                "(same --seconds, --fps, --kinds, --path-seed)"
+            )
+    if methods is None:
+        shared = [m for m in a.methods() if m in b.methods() and m != "repeat_first"]
+        methods = [(m, m) for m in shared]
+        if not methods:
+            raise ValueError("the reports share no method to compare (other than repeat_first)")
+    out: dict[str, dict[str, Paired]] = {}
+    for ma, mb in methods:
+        for name, report, m in (("first", a, ma), ("second", b, mb)):
+            if m not in report.methods():
+                raise ValueError(
+                    f"the {name} report has no method {m!r}; it has {', '.join(report.methods())}"
+                )
+        rows = paired_rows([(mine[k].methods[ma], theirs[k].methods[mb]) for k in common])
+        if rows:
+            out[f"A:{ma} − B:{mb}"] = rows
+    return out
+
+
+def paired_markdown(table: dict[str, dict[str, Paired]], header: str) -> list[str]:
+    """A markdown table of `paired_rows` results (one row per comparison); empty when there is none."""
+    if not table:
+        return []
+    cols = list(dict.fromkeys(k for row in table.values() for k in row))
+    lines = [
+        header,
+        "",
+        "| A − B | " + " | ".join(cols) + " |",
+        "| --- | " + " | ".join("---" for _ in cols) + " |",
+    ]
+    for c, row in table.items():
+        lines.append(f"| {c} | " + " | ".join(row[k].cell() if k in row else "-" for k in cols) + " |")
+    return lines
 
 
 def _mean_scores(scores: list[Scores]) -> Scores:

@@ -16,6 +16,7 @@ from sanawm.eval.worlds import (
     SceneResult,
     Scores,
     WorldsReport,
+    compare_reports,
     evaluate_worlds,
     horizon_frames,
     revisit_pairs,
@@ -87,6 +88,76 @@ def test_paired_table_gives_per_scene_differences_and_wins():
     printed = WorldsReport({}, scenes).to_markdown()
     assert "| refined − model | +1.00 ± 1.15, median +1.00, 2/3 |" in printed
     assert Paired.of([math.inf]) is None and math.isnan(Paired.of([0.5]).se)
+
+
+def _report(values: dict[str, list[tuple[float, float]]], seeds=(7, 8, 9), frames=17) -> WorldsReport:
+    """A report of `seeds` whose method m scores values[m][i] = (PSNR at 1 s, drift) on scene i."""
+
+    def method(psnr_1s, drift):
+        return MethodResult(np.zeros(3), np.zeros(3), {1.0: Scores(psnr_1s, 0.5, 16)}, None, drift)
+
+    scenes = [
+        SceneResult(
+            seed, "room", "walk", 1, frames, 0, {m: method(*v[i]) for m, v in values.items()}, None, {}
+        )
+        for i, seed in enumerate(seeds)
+    ]
+    return WorldsReport({"seconds": 1.0}, scenes)
+
+
+def test_compare_pairs_two_reports_scene_by_scene(tmp_path, capsys):
+    """`eval compare`: A − B per scene seed for the methods both have (not repeat_first), or the pairs
+    asked for; only shared scenes count; mismatched scenes, missing methods and bad flags are refused."""
+    rep = [(30.0, 0.0)] * 3
+    a = _report(
+        {"model": [(20, 2), (21, 2), (22, 2)], "refined": [(21, 1), (21, 3), (25, 1)], "repeat_first": rep}
+    )
+    b = _report(  # another order, and a scene (6) that A lacks
+        {
+            "model": [(20, 2), (21, 2), (22, 2), (0, 0)],
+            "refined": [(20, 2), (22, 2), (23, 2), (0, 0)],
+            "repeat_first": rep + [(30.0, 0.0)],
+        },
+        seeds=(9, 8, 7, 6),
+    )
+    table = compare_reports(a, b)
+    assert list(table) == ["A:model − B:model", "A:refined − B:refined"]
+    # by seed: A's refined on 7, 8, 9 is 21, 21, 25; B's is 23, 22, 20 -> −2, −1, +5
+    got = table["A:refined − B:refined"]["1 s"]
+    assert (got.mean, got.median, got.wins, got.n) == (pytest.approx(2 / 3), -1.0, 1, 3)
+    assert table["A:refined − B:refined"]["drift"].mean == pytest.approx(1 / 3)  # B − A: 1, −1, 1
+    cross = compare_reports(a, b, [("refined", "model")])["A:refined − B:model"][
+        "1 s"
+    ]  # B's model 22, 21, 20
+    assert (cross.mean, cross.wins) == (pytest.approx((-1 + 0 + 5) / 3), 1)
+    with pytest.raises(ValueError, match="no method 'no_camera'"):
+        compare_reports(a, b, [("no_camera", "model")])
+    with pytest.raises(ValueError, match="share no scene"):
+        compare_reports(a, _report({"model": [(1, 1)]}, seeds=(99,)))
+    with pytest.raises(ValueError, match="scene 7 differs"):
+        compare_reports(a, _report({"model": [(1, 1)] * 3}, frames=33))
+    # the CLI, on saved reports (compact ones too: no per-frame curves)
+    a.save(tmp_path / "a.json")
+    compact = b.to_json()
+    for sc in compact["scenes"]:
+        for m in sc["methods"].values():
+            del m["psnr_per_frame"], m["ssim_per_frame"]
+    (tmp_path / "b.json").write_text(json.dumps(compact))
+    args = ["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert main([*args, "--method", "refined", "--out", str(tmp_path / "cmp.json")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "3 scenes in common" in out and "| A:refined − B:refined | +0.67 ± 2.19, median -1.00, 1/3 |" in out
+    )
+    assert (
+        json.loads((tmp_path / "cmp.json").read_text())["paired"]["A:refined − B:refined"]["1 s"]["wins"] == 1
+    )
+    assert main([*args, "--method", "refined:"]) == 2
+    assert "write M or M:N" in capsys.readouterr().err
+    assert main([*args, "--method", "nope"]) == 2
+    assert "no method 'nope'" in capsys.readouterr().err
+    assert main(["eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "missing.json")]) == 2
+    assert "no such report" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
