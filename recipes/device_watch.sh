@@ -44,13 +44,19 @@ fi
 items=()
 for p in *.json *.log vae/metrics.jsonl vae/config.json vae/vae phase1/metrics.jsonl phase2/metrics.jsonl phase3/metrics.jsonl \
          phase1/config.yaml phase2/config.yaml phase3/config.yaml pipeline worlds-*/manifest.jsonl latents-*/config.json \
-         eval*.png sheets60 ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4; do
+         eval*.png sheets60 ode/metrics.jsonl dmd/metrics.jsonl ode/config.yaml dmd/config.yaml check.mp4 \
+         refiner/metrics.jsonl refiner/config.yaml; do
     [[ -e $p ]] && items+=("$p")
 done
 # At most 64 MiB come back from a call: once the (bf16) pipeline exists, leave the fp32 weights behind.
 [[ -e pipeline ]] && items=("${items[@]/vae\/vae/}")
-# A distilled pipeline is the teacher's folder (which the caller has) plus student/: bring back the latter.
-[[ -e pipeline/student ]] && items=("${items[@]/#pipeline/pipeline/student}")
+# A refiner's export (recipes/refiner_default.sh) is the pipeline it refines (which the caller has) plus
+# refiner/: bring back the latter. A distilled pipeline is the teacher's folder plus student/: the latter.
+if [[ -e pipeline/refiner ]]; then
+    items=("${items[@]/#pipeline/pipeline/refiner}")
+elif [[ -e pipeline/student ]]; then
+    items=("${items[@]/#pipeline/pipeline/student}")
+fi
 for run in phase3 phase2 phase1; do  # before the export: the latest phase's EMA only (fp32, ~55 MB)
     [[ -e pipeline ]] && break
     ckpt=$(ls -d $run/checkpoints/step_* 2> /dev/null | sort -V | tail -1)

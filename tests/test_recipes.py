@@ -172,3 +172,50 @@ def test_carry_parts_survive_calls_that_each_carry_one(tmp_path):
     run = sh(there, "join", "again")
     assert run.returncode == 0 and "1 of 1 parts present" in run.stdout
     assert (there / "again/payload/blob.bin").read_bytes() == (here / "payload/blob.bin").read_bytes()
+
+
+def test_device_watch_brings_back_a_refiner_run(tmp_path):
+    """`device_watch.sh` packs what the caller lacks: of a refiner run's export (the refined pipeline's
+    copy plus refiner/), refiner/ and the training metrics, not the copied student/ or transformer/; of a
+    distillation, student/."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    for d in (
+        "pipeline/transformer",
+        "pipeline/student/transformer",
+        "pipeline/refiner/transformer",
+        "refiner",
+    ):
+        (work / d).mkdir(parents=True)
+    (work / "pipeline/generation.json").write_text("{}")  # the refiner recipe's last output: the watch ends
+    (work / "pipeline/refiner/transformer/weights.bin").write_bytes(b"r")
+    (work / "pipeline/student/transformer/weights.bin").write_bytes(b"s")
+    (work / "refiner/metrics.jsonl").write_text('{"step": 25, "loss": 0.5}\n')
+    (work / "train.json").write_text("{}")
+    out.mkdir()
+
+    def packed():
+        for f in out.glob("pack.tar.part-*"):
+            f.unlink()
+        cmd = [
+            "bash",
+            "recipes/device_watch.sh",
+            str(work),
+            str(out),
+            "0",
+            "--recipe",
+            "recipes/refiner_default.sh",
+        ]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        tar = b"".join(p.read_bytes() for p in sorted(out.glob("pack.tar.part-*")))
+        (tmp_path / "pack.tar").write_bytes(tar)
+        listing = subprocess.run(["tar", "tf", str(tmp_path / "pack.tar")], capture_output=True, text=True)
+        return set(listing.stdout.split())
+
+    got = packed()
+    assert {"pipeline/refiner/transformer/weights.bin", "refiner/metrics.jsonl", "train.json"} <= got
+    assert not any(p.startswith(("pipeline/student", "pipeline/transformer")) for p in got)
+    shutil.rmtree(work / "pipeline/refiner")  # a distillation's export: student/ comes back
+    got = packed()
+    assert "pipeline/student/transformer/weights.bin" in got
+    assert not any(p.startswith("pipeline/transformer") for p in got)
