@@ -11,7 +11,8 @@
 # REF_SECONDS (default 20) sets the training rollouts' length and REF_BATCH the training batch (default: 16 at
 # 20 s, fewer clips for longer rollouts, about 60 k latent tokens a step: 8 at 60 s, ~35 GiB on the GPU);
 # REF_SCENES (default 256) the number of training worlds (each rendered, cached and rolled out once);
-# REF_BIAS (default 0) the target blocks' weighting toward the late clip (refiner.target_bias); REF_CONTEXT
+# REF_BIAS (default 0) the target blocks' weighting toward the late clip (refiner.target_bias), REF_UNIFORM
+# (default 0) a share of uniform target draws beside it (refiner.target_uniform); REF_CONTEXT
 # (default 0) the share of training clips whose history is the stage-1 rollout (refiner.stage1_context). The
 # evaluation runs as three processes, merged; REF_EVAL=0 stops after the export (recipes/continue_and_refine.sh
 # evaluates on several GPUs instead). --smoke runs the same chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
@@ -54,7 +55,7 @@ else
     (( BATCH >= 1 )) || { echo "REF_BATCH must be >= 1" >&2; exit 2; }
     TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames="$LATENT" --data.batch_size="$BATCH"
            --run.time_limit_minutes="${REF_MINUTES:-8}" --refiner.target_bias="${REF_BIAS:-0}"
-           --refiner.stage1_context="${REF_CONTEXT:-0}")
+           --refiner.target_uniform="${REF_UNIFORM:-0}" --refiner.stage1_context="${REF_CONTEXT:-0}")
     EVAL=(--seconds 60 --horizons 1,5,10,30,60 --size 256)  # 20 scenes: seeds 1000000..19, split below
 fi
 

@@ -1,7 +1,8 @@
 """Training the small refiner: truncated-σ flow matching on (stage-1, ground-truth) pairs (SPEC 5).
 
 Per batch, one block j of the refiner's layout (sink, then blocks of `block_size`) is the target, drawn
-uniformly or, with `refiner.target_bias` b > 0, with probability ∝ (j + 1)^b (the late clip weighs more):
+uniformly or, with `refiner.target_bias` b > 0, with probability ∝ (j + 1)^b (the late clip weighs more;
+`refiner.target_uniform` u mixes in a share u of uniform draws, so that the early blocks are trained too):
 
     x_σs = (1 − σ_s)·x_stage1 + σ_s·ε,   v* = (x_σs − x_target)/σ_s,   τ ~ U(0, σ_s],   x_τ = x_target + τ·v*
 
@@ -71,6 +72,10 @@ class RefinerSection:
     # target block j drawn with probability ∝ (j + 1)^target_bias: 0 uniform over the clip; 1 in proportion
     # to its position, so that training weighs the late clip, where stage 1 has degraded most
     target_bias: float = 0.0
+    # share of the draws that are uniform over the blocks whatever the bias: with target_bias = 1 over a
+    # minute's 40 blocks the first block is drawn once in 820 steps, and what the refiner does there is
+    # learned from late blocks, where stage 1 is wrong (it costs the first second; docs/model-card.md)
+    target_uniform: float = 0.0
     # share of clips whose history (the frames between the sink and the target block) is the stage-1
     # rollout instead of the ground truth: 0 always the truth; at inference the history has drifted
     stage1_context: float = 0.0
@@ -96,6 +101,10 @@ def load_refiner_config(source, overrides=()) -> RefinerConfig:
     small_schedule(cfg.refiner.sigmas, cfg.refiner.block_size, cfg.refiner.sink_size, cfg.refiner.kv_window)
     if not cfg.refiner.target_bias >= 0:
         raise ValueError(f"refiner.target_bias must be >= 0 (0: uniform), got {cfg.refiner.target_bias}")
+    if not 0 <= cfg.refiner.target_uniform <= 1:
+        raise ValueError(
+            f"refiner.target_uniform is a share of draws in [0, 1], got {cfg.refiner.target_uniform}"
+        )
     if not 0 <= cfg.refiner.stage1_context <= 1:
         raise ValueError(
             f"refiner.stage1_context is a share of clips in [0, 1], got {cfg.refiner.stage1_context}"
@@ -115,11 +124,14 @@ def refiner_chunks(latent_frames: int, block_size: int, sink_size: int) -> tuple
     )
 
 
-def target_block(blocks: int, bias: float, generator: torch.Generator) -> torch.Tensor:
-    """A target block index (1,) in [0, blocks), drawn with probability ∝ (j + 1)^bias (0: uniform)."""
+def target_block(blocks: int, bias: float, generator: torch.Generator, uniform: float = 0.0) -> torch.Tensor:
+    """A target block index (1,) in [0, blocks), drawn with probability u/blocks + (1 − u)·(j + 1)^bias / Σ
+    (u = `uniform`; bias 0: uniform)."""
     if bias == 0:
         return torch.randint(0, blocks, (1,), generator=generator)
     weights = torch.arange(1, blocks + 1, dtype=torch.float64) ** bias
+    if uniform:
+        weights = uniform / blocks + (1 - uniform) * weights / weights.sum()
     return torch.multinomial(weights, 1, generator=generator)
 
 
@@ -282,7 +294,8 @@ class RefinerTrainer(_Distiller):
         g = torch.Generator().manual_seed(derive_seed(cfg.run.seed, self.step, 40))
         B = batch["latents"].shape[0]
         # one target block for the whole batch, so that refiner_loss can cut every clip after it
-        block = target_block(len(self.chunks) - 1, cfg.refiner.target_bias, g).expand(B)
+        blocks = len(self.chunks) - 1
+        block = target_block(blocks, cfg.refiner.target_bias, g, cfg.refiner.target_uniform).expand(B)
         sigma_s = float(cfg.refiner.sigmas[0])
         tau = sigma_s * (1 - torch.rand(B, generator=g))  # (0, σ_s]
         stage1_context = torch.rand(B, generator=g) < cfg.refiner.stage1_context

@@ -268,11 +268,18 @@ def test_refiner_loss_cut_after_the_target_block_equals_the_whole_clip():
 
 
 def test_target_blocks_follow_the_bias():
-    """bias 0 draws blocks uniformly, bias 1 in proportion to j + 1; a negative bias is refused."""
+    """bias 0 draws blocks uniformly, bias 1 in proportion to j + 1, a uniform share mixes the two; a
+    negative bias and a share outside [0, 1] are refused."""
     g = torch.Generator().manual_seed(0)
     for bias, want in ((0.0, [0.25] * 4), (1.0, [0.1, 0.2, 0.3, 0.4])):
         draws = torch.cat([target_block(4, bias, g) for _ in range(8000)])
         freq = torch.bincount(draws, minlength=4).double() / len(draws)
         assert torch.allclose(freq, torch.tensor(want, dtype=torch.float64), atol=0.02), (bias, freq)
+    # a uniform share: 0.5 / 4 + 0.5 * (j + 1) / 10
+    draws = torch.cat([target_block(4, 1.0, g, uniform=0.5) for _ in range(8000)])
+    freq = torch.bincount(draws, minlength=4).double() / len(draws)
+    assert torch.allclose(freq, torch.tensor([0.175, 0.225, 0.275, 0.325], dtype=torch.float64), atol=0.02)
     with pytest.raises(ValueError, match="target_bias must be >= 0"):
         load_refiner_config("refiner-smoke", ["--stage1.path=x", "--refiner.target_bias=-1"])
+    with pytest.raises(ValueError, match="target_uniform is a share"):
+        load_refiner_config("refiner-smoke", ["--stage1.path=x", "--refiner.target_uniform=2"])
