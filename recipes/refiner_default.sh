@@ -13,7 +13,8 @@
 # REF_SCENES (default 256) the number of training worlds (each rendered, cached and rolled out once);
 # REF_BIAS (default 0) the target blocks' weighting toward the late clip (refiner.target_bias), REF_UNIFORM
 # (default 0) a share of uniform target draws beside it (refiner.target_uniform); REF_CONTEXT
-# (default 0) the share of training clips whose history is the stage-1 rollout (refiner.stage1_context). The
+# (default 0) the share of training clips whose history is the stage-1 rollout (refiner.stage1_context);
+# REF_DATA=OTHER_WORK trains on another run's clips, latents and pairs (a variant on the same data). The
 # evaluation (no camera-removed baseline, fp32) runs as five processes of 4 scenes, merged; REF_EVAL=0 stops
 # after the export (recipes/continue_and_refine.sh evaluates on several GPUs instead). --smoke runs the same
 # chain at toy scale (two 64-pixel clips, two steps, a 1 s evaluation) to check it end to end on a CPU.
@@ -45,6 +46,7 @@ if [[ $MODE == --smoke ]]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     SIZE=64; WORKERS=2; SCENES=2; SECONDS_=2; FRAMES=33   # 5 latent frames: sink + a block of 3 + 1
     TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1
+           --refiner.target_bias="${REF_BIAS:-0}" --refiner.target_uniform="${REF_UNIFORM:-0}"
            --refiner.stage1_context="${REF_CONTEXT:-0}")
     EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
 else
@@ -63,6 +65,15 @@ else
 fi
 
 log "pipeline: $PIPE"
+if [[ -n ${REF_DATA:-} ]]; then  # another run's clips, latents and pairs: train a variant on the same data
+    DATA=$(realpath "$REF_DATA")
+    [[ -f $DATA/pairs/index.json && -f $DATA/latents/index.json ]] \
+        || { echo "REF_DATA=$REF_DATA holds no finished pairs/ and latents/ of this recipe" >&2; exit 2; }
+    [[ $DATA != "$(realpath "$WORK")" ]] || { echo "REF_DATA must be another run's WORK" >&2; exit 2; }
+    for d in worlds latents pairs; do [[ -e $WORK/$d ]] || ln -s "$DATA/$d" "$WORK/$d"; done
+    touch "$WORK/worlds.done"
+    log "training data of $DATA (its pipeline, clip length and scene count)"
+fi
 log "training clips"
 render worlds 30000 "$SCENES"
 

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,36 @@ def test_default_model_recipe_smoke_with_phase_3(tmp_path):
     pipe = WorldModelPipeline.from_pretrained(work / "pipeline")
     vae_channels = json.loads((work / "vae/vae/config.json").read_text())["latent_channels"]
     assert pipe.transformer.cfg.in_channels == vae_channels
+
+
+def test_refiner_recipe_smoke_and_a_variant_on_its_data(tmp_path):
+    """`refiner_default.sh --smoke`: clips, latents, stage-1 pairs, training with the settings passed
+    (REF_CONTEXT), export and the refined evaluation; then a variant trained on the same data (REF_DATA)
+    renders and rolls out nothing; a REF_DATA without this recipe's data is refused."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT), "REF_CONTEXT": "0.5"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the recipes call python3
+
+    def recipe(work, **extra):
+        return subprocess.run(
+            ["bash", str(ROOT / "recipes/refiner_default.sh"), str(work), "--smoke"],
+            cwd=ROOT, env={**env, **extra}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    run = recipe(first)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert yaml.safe_load((first / "refiner/config.yaml").read_text())["refiner"]["stage1_context"] == 0.5
+    assert (first / "pipeline/refiner/transformer/config.json").is_file()
+    assert "refined" in json.loads((first / "eval60_refine.json").read_text())["horizons"]
+    run = recipe(second, REF_DATA=str(first), REF_UNIFORM="0.5")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for d in ("worlds", "latents", "pairs"):
+        assert (second / d).is_symlink() and (second / d).resolve() == (first / d).resolve()
+    assert not (second / "pairs.json").exists() and not (second / "worlds.render.json").exists()
+    cfg = yaml.safe_load((second / "refiner/config.yaml").read_text())["refiner"]
+    assert (cfg["target_uniform"], cfg["stage1_context"]) == (0.5, 0.5)
+    run = recipe(tmp_path / "c", REF_DATA=str(tmp_path / "nothing"))
+    assert run.returncode == 2 and "holds no finished pairs/" in run.stderr
 
 
 def _refusal(tmp_path, **settings) -> str:
