@@ -171,19 +171,26 @@ def test_train_resume_export_generate(reference_pipeline_folder, tmp_path, capsy
     assert "has no refiner/" in capsys.readouterr().err
 
 
-def test_refiner_loss_targets_one_block_with_clean_context():
-    """With a recording model that predicts zeros, the loss is mean(v*²) over the target block only, the
-    inputs are clean targets outside that block and x_τ in it, and the timesteps 1000 τ only there."""
-    g = torch.Generator().manual_seed(0)
-    B, C, T, H, W = 2, 3, 8, 2, 2
-    batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
-    batch.update(text=torch.zeros(B, 0, 4), text_mask=torch.zeros(B, 0, dtype=torch.bool))
+def _recorded_batch(seed: int, T: int = 8):
+    """A random batch of 2 clips × T frames (3 channels, 2 × 2) and a zero predictor that records its inputs
+    (x, t, chunks, kv_window) into the returned dict."""
+    g = torch.Generator().manual_seed(seed)
+    batch = {k: torch.randn(2, 3, T, 2, 2, generator=g) for k in ("latents", "stage1", "noise")}
+    batch.update(text=torch.zeros(2, 0, 4), text_mask=torch.zeros(2, 0, dtype=torch.bool))
     seen = {}
 
     def model(x, t, *args, chunks, kv_window):
         seen.update(x=x, t=t, chunks=chunks, kv_window=kv_window)
         return torch.zeros_like(x)
 
+    return batch, model, seen
+
+
+def test_refiner_loss_targets_one_block_with_clean_context():
+    """With a recording model that predicts zeros, the loss is mean(v*²) over the target block only, the
+    inputs are clean targets outside that block and x_τ in it, and the timesteps 1000 τ only there."""
+    T = 8
+    batch, model, seen = _recorded_batch(0, T)
     block, tau = torch.tensor([0, 2]), torch.tensor([0.5, 0.25])
     chunks = refiner_chunks(T, 3, 1)  # (1, 3, 3, 1): block 0 = frames 1..3, block 2 = frame 7
     loss = refiner_loss(model, batch, block, tau, sigma_s=0.8, chunks=chunks, kv_window=2)
@@ -203,16 +210,8 @@ def test_refiner_loss_stage1_context_replaces_the_history_only():
     """stage1_context: a chosen clip's frames between the sink and its target block are the stage-1
     rollout, its sink and target block unchanged; an unchosen clip keeps the true history; the loss is the
     same formula. An out-of-range share is refused at configuration."""
-    g = torch.Generator().manual_seed(1)
-    B, C, T, H, W = 2, 3, 8, 2, 2
-    batch = {k: torch.randn(B, C, T, H, W, generator=g) for k in ("latents", "stage1", "noise")}
-    batch.update(text=torch.zeros(B, 0, 4), text_mask=torch.zeros(B, 0, dtype=torch.bool))
-    seen = {}
-
-    def model(x, t, *args, chunks, kv_window):
-        seen["x"] = x
-        return torch.zeros_like(x)
-
+    T = 8
+    batch, model, seen = _recorded_batch(1, T)
     block, tau = torch.tensor([2, 2]), torch.tensor([0.5, 0.25])
     chunks = refiner_chunks(T, 3, 1)  # (1, 3, 3, 1): block 2 = frame 7, history = frames 1..6
     kw = dict(sigma_s=0.8, chunks=chunks, kv_window=2)
