@@ -417,9 +417,15 @@ def compare_reports(
 ) -> dict[str, dict[str, Paired]]:
     """Two evaluations of the same scenes (e.g. two checkpoints, or two refiners behind one stage 1),
     paired per scene: for each (method of A, method of B), "A:m − B:m" -> `paired_rows`. Scenes are
-    matched by seed and must have the same path and length in both; by default every method the two
-    reports share except repeat_first (the same in both). Raises on reports with no scene in common, on
-    mismatched scenes and on a method a report lacks."""
+    matched by seed and must have the same path and length in both (and the reports the same frame size
+    and rate); by default every method the two reports share except repeat_first (the same in both). Raises
+    on reports with no scene in common, on mismatched scenes or frames and on a method a report lacks."""
+    for key in ("size", "fps"):  # the same scenes rendered otherwise are other ground truths
+        if key in a.settings and key in b.settings and a.settings[key] != b.settings[key]:
+            raise ValueError(
+                f"the reports were rendered with different {key} ({a.settings[key]} against "
+                f"{b.settings[key]}); compare evaluations of the same frames"
+            )
     mine = {s.scene_seed: s for s in a.scenes}
     theirs = {s.scene_seed: s for s in b.scenes}
     common = sorted(mine.keys() & theirs.keys())

@@ -134,6 +134,10 @@ def test_compare_pairs_two_reports_scene_by_scene(tmp_path, capsys):
         compare_reports(a, b, [("no_camera", "model")])
     with pytest.raises(ValueError, match="share no scene"):
         compare_reports(a, _report({"model": [(1, 1)]}, seeds=(99,)))
+    other_size = _report({"model": [(1, 1)] * 3})
+    other_size.settings["size"] = [128, 128]
+    with pytest.raises(ValueError, match="different size"):
+        compare_reports(WorldsReport({**a.settings, "size": [256, 256]}, a.scenes), other_size)
     with pytest.raises(ValueError, match="scene 7 differs"):
         compare_reports(a, _report({"model": [(1, 1)] * 3}, frames=33))
     # the CLI, on saved reports (compact ones too: no per-frame curves)
