@@ -41,13 +41,15 @@ HERE=$(dirname "$(realpath "$0")")
 source "$HERE/lib.sh"
 [[ -n $PIPE ]] || PIPE=$(default_pipeline)
 mkdir -p "$WORK"
+# the refiner's training settings, the same in both modes
+KNOBS=(--refiner.target_bias="${REF_BIAS:-0}" --refiner.target_uniform="${REF_UNIFORM:-0}"
+       --refiner.stage1_context="${REF_CONTEXT:-0}")
 
 if [[ $MODE == --smoke ]]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     SIZE=64; WORKERS=2; SCENES=2; SECONDS_=2; FRAMES=33   # 5 latent frames: sink + a block of 3 + 1
     TRAIN=(refiner-smoke --data.latent_frames=5 --pairs.samples=2 --run.steps=2 --run.time_limit_minutes=1
-           --refiner.target_bias="${REF_BIAS:-0}" --refiner.target_uniform="${REF_UNIFORM:-0}"
-           --refiner.stage1_context="${REF_CONTEXT:-0}")
+           "${KNOBS[@]}")
     EVAL=(--scenes 1 --seconds 1 --horizons 1 --size 64 --device cpu --dtype fp32)
 else
     # REF_SECONDS: length of the training rollouts (20 s = 41 latent frames; 60 s shows the refiner how
@@ -57,8 +59,7 @@ else
     (( BATCH > 16 )) && [[ -z ${REF_BATCH:-} ]] && BATCH=16
     (( BATCH >= 1 )) || { echo "REF_BATCH must be >= 1" >&2; exit 2; }
     TRAIN=(refiner-default --pairs.samples="$SCENES" --data.latent_frames="$LATENT" --data.batch_size="$BATCH"
-           --run.time_limit_minutes="${REF_MINUTES:-8}" --refiner.target_bias="${REF_BIAS:-0}"
-           --refiner.target_uniform="${REF_UNIFORM:-0}" --refiner.stage1_context="${REF_CONTEXT:-0}")
+           --run.time_limit_minutes="${REF_MINUTES:-8}" "${KNOBS[@]}")
     # 20 scenes (seeds 1000000..19, split below), fp32 as the model card's evaluations, no camera-removed
     # baseline (a refiner's question is refined against stage 1)
     EVAL=(--seconds 60 --horizons 1,5,10,30,60 --size 256 --dtype fp32 --no-ablation)

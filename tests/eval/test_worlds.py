@@ -69,12 +69,16 @@ def test_drift_is_early_minus_late_psnr():
     assert score_method(frames[:20], truth[:20], 1.0, (), []).drift is None  # 19 s: no drift
 
 
-def test_paired_table_gives_per_scene_differences_and_wins():
-    def method(psnr_1s, drift):
-        return MethodResult(np.zeros(3), np.zeros(3), {1.0: Scores(psnr_1s, 0.5, 16)}, None, drift)
+def _method(psnr_1s, drift):
+    """A method's result with only a 1 s score and a drift (curves empty)."""
+    return MethodResult(np.zeros(3), np.zeros(3), {1.0: Scores(psnr_1s, 0.5, 16)}, None, drift)
 
+
+def test_paired_table_gives_per_scene_differences_and_wins():
     scenes = [  # refined − model at 1 s: +1, +3, −1, and a scene where the model is exact (left out)
-        SceneResult(s, "room", "walk", 0, 17, 0, {"model": method(m, dm), "refined": method(r, dr)}, None, {})
+        SceneResult(
+            s, "room", "walk", 0, 17, 0, {"model": _method(m, dm), "refined": _method(r, dr)}, None, {}
+        )
         for s, (m, r, dm, dr) in enumerate(
             [(20, 21, 2, 1), (20, 23, 2, 3), (20, 19, 2, 0.5), (math.inf, 30, 1, 1)]
         )
@@ -93,12 +97,9 @@ def test_paired_table_gives_per_scene_differences_and_wins():
 def _report(values: dict[str, list[tuple[float, float]]], seeds=(7, 8, 9), frames=17) -> WorldsReport:
     """A report of `seeds` whose method m scores values[m][i] = (PSNR at 1 s, drift) on scene i."""
 
-    def method(psnr_1s, drift):
-        return MethodResult(np.zeros(3), np.zeros(3), {1.0: Scores(psnr_1s, 0.5, 16)}, None, drift)
-
     scenes = [
         SceneResult(
-            seed, "room", "walk", 1, frames, 0, {m: method(*v[i]) for m, v in values.items()}, None, {}
+            seed, "room", "walk", 1, frames, 0, {m: _method(*v[i]) for m, v in values.items()}, None, {}
         )
         for i, seed in enumerate(seeds)
     ]
